@@ -1,0 +1,677 @@
+//! Expectation maximisation in O(K) memory: every pass streams the points
+//! into per-component sufficient statistics, never an N x K matrix.
+//!
+//! Numerics, and why:
+//! - The E-step works in the log domain: `q_j = ln w_j + ln N_j(x)`,
+//!   `ln p(x) = m + ln sum_j exp(q_j - m)` with `m = max_j q_j`, so a point
+//!   far from every component cannot make `0 / 0`.
+//! - Statistics are centred on each component's current mean
+//!   (`sum r (x - mu)`, `sum r (x - mu)(x - mu)^T`): no catastrophic
+//!   cancellation in `E[xx] - E[x]^2` when the data sit far from the origin.
+//! - Points are processed in blocks of [`BLOCK`]: each block's sums are
+//!   added pairwise (a fixed tree, the same on every target), and block
+//!   totals go into Kahan-compensated f32 sums, so the error stays near
+//!   one f32 rounding for N up to 1e7 and beyond.
+//! - Every operation is plain f32 or libm, in a fixed order, with no fused
+//!   multiply-add: the same bits on x86_64 and on a Cortex-M.
+
+use crate::mixture::{LOG_FLOOR, Scorer};
+use crate::{ExpMode, FitConfig, Gaussian, Gmm, GmmError, Point, Points, SymMat2, Trace};
+use rand_core::SeedableRng;
+use rand_xoshiro::Xoshiro128PlusPlus;
+
+/// Points per block of the E-step. Part of the arithmetic (the order of
+/// additions), so it is the same on every target.
+pub const BLOCK: usize = 16;
+
+/// The largest coordinate magnitude accepted: `(2e12)^2 = 4e24` leaves
+/// f32 sums of squares room for 1e13 of total weight before they overflow.
+pub const MAX_ABS_COORDINATE: f32 = 1e12;
+
+/// The largest per-point weight accepted.
+pub const MAX_WEIGHT: f32 = 1e12;
+
+/// A Kahan-compensated f32 sum.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Sum {
+    sum: f32,
+    comp: f32,
+}
+
+impl Sum {
+    pub const ZERO: Self = Self {
+        sum: 0.0,
+        comp: 0.0,
+    };
+
+    #[inline]
+    pub fn add(&mut self, v: f32) {
+        let y = v - self.comp;
+        let t = self.sum + y;
+        self.comp = (t - self.sum) - y;
+        self.sum = t;
+    }
+
+    #[inline]
+    pub fn value(self) -> f32 {
+        self.sum
+    }
+}
+
+/// Zeroth, first and second moments of one component, centred on the
+/// point the pass was centred on.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Moments {
+    pub n: Sum,
+    pub sx: Sum,
+    pub sy: Sum,
+    pub sxx: Sum,
+    pub sxy: Sum,
+    pub syy: Sum,
+}
+
+impl Moments {
+    const ZERO: Self = Self {
+        n: Sum::ZERO,
+        sx: Sum::ZERO,
+        sy: Sum::ZERO,
+        sxx: Sum::ZERO,
+        sxy: Sum::ZERO,
+        syy: Sum::ZERO,
+    };
+
+    /// Adds one point of weight `r` at offset `(dx, dy)`.
+    #[inline]
+    pub fn add_point(&mut self, r: f32, dx: f32, dy: f32) {
+        let rx = r * dx;
+        let ry = r * dy;
+        self.n.add(r);
+        self.sx.add(rx);
+        self.sy.add(ry);
+        self.sxx.add(rx * dx);
+        self.sxy.add(rx * dy);
+        self.syy.add(ry * dy);
+    }
+}
+
+/// What one pass over the data produced: per-component moments centred
+/// on `centres`, the total log-likelihood, and the worst-explained point.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stats<const K: usize> {
+    pub moments: [Moments; K],
+    pub centres: [Point; K],
+    pub log_likelihood: Sum,
+    /// Lowest score seen (log-density, or minus the squared distance) and
+    /// its point: where an emptied component is re-seeded.
+    pub worst: (f32, Point),
+}
+
+impl<const K: usize> Stats<K> {
+    pub fn new(centres: [Point; K]) -> Self {
+        Self {
+            moments: [Moments::ZERO; K],
+            centres,
+            log_likelihood: Sum::ZERO,
+            worst: (f32::INFINITY, [0.0; 2]),
+        }
+    }
+}
+
+/// Facts about the data from the validating pass.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Summary {
+    /// Points with a positive weight.
+    pub n_positive: usize,
+    pub total_weight: f32,
+    pub mean: Point,
+    pub covariance: SymMat2,
+}
+
+/// Validates every point and weight and computes the data's weighted mean
+/// and covariance.
+pub(crate) fn summarise<P: Points + ?Sized>(data: &P) -> Result<Summary, GmmError> {
+    let mut error = None;
+    let mut index = 0usize;
+    let mut n_positive = 0usize;
+    let mut origin = None;
+    let mut m = Moments::ZERO;
+    data.visit(|p, w| {
+        if error.is_none() {
+            if !(p[0].is_finite() && p[1].is_finite()) {
+                error = Some(GmmError::NonFinitePoint { index });
+            } else if !(libm::fabsf(p[0]) <= MAX_ABS_COORDINATE
+                && libm::fabsf(p[1]) <= MAX_ABS_COORDINATE)
+            {
+                error = Some(GmmError::PointOutOfRange { index });
+            } else if !(w >= 0.0 && w <= MAX_WEIGHT) {
+                error = Some(GmmError::InvalidWeight { index });
+            } else if w > 0.0 {
+                n_positive += 1;
+                let o: Point = *origin.get_or_insert(p);
+                m.add_point(w, p[0] - o[0], p[1] - o[1]);
+            }
+        }
+        index += 1;
+    });
+    if let Some(e) = error {
+        return Err(e);
+    }
+    let o = origin.ok_or(GmmError::ZeroTotalWeight)?;
+    let w = m.n.value();
+    if !(w > 0.0) {
+        return Err(GmmError::ZeroTotalWeight);
+    }
+    let (dx, dy) = (m.sx.value() / w, m.sy.value() / w);
+    let covariance = SymMat2::new(
+        m.sxx.value() / w - dx * dx,
+        m.sxy.value() / w - dx * dy,
+        m.syy.value() / w - dy * dy,
+    );
+    if !(w.is_finite() && covariance.is_finite()) {
+        return Err(GmmError::Overflow);
+    }
+    Ok(Summary {
+        n_positive,
+        total_weight: w,
+        mean: [o[0] + dx, o[1] + dy],
+        covariance,
+    })
+}
+
+/// A block of points in structure-of-arrays form, padded with weight 0.
+struct Block {
+    x: [f32; BLOCK],
+    y: [f32; BLOCK],
+    w: [f32; BLOCK],
+    len: usize,
+}
+
+/// Sum of a block in a fixed pairwise order (vectorises; deterministic).
+#[inline(always)]
+fn tree_sum(v: [f32; BLOCK]) -> f32 {
+    let mut h = [0.0f32; BLOCK / 2];
+    for (i, s) in h.iter_mut().enumerate() {
+        *s = v[i] + v[i + BLOCK / 2];
+    }
+    let mut q = [0.0f32; BLOCK / 4];
+    for (i, s) in q.iter_mut().enumerate() {
+        *s = h[i] + h[i + BLOCK / 4];
+    }
+    (q[0] + q[2]) + (q[1] + q[3])
+}
+
+/// The exponential as a type, so each mode gets its own inlined E-step.
+trait Exp {
+    fn exp(x: f32) -> f32;
+}
+struct LibmExp;
+impl Exp for LibmExp {
+    #[inline(always)]
+    fn exp(x: f32) -> f32 {
+        libm::expf(x)
+    }
+}
+struct FastExp;
+impl Exp for FastExp {
+    #[inline(always)]
+    fn exp(x: f32) -> f32 {
+        crate::fast_exp(x)
+    }
+}
+#[cfg(feature = "micromath")]
+struct MicroExp;
+#[cfg(feature = "micromath")]
+impl Exp for MicroExp {
+    #[inline(always)]
+    fn exp(x: f32) -> f32 {
+        ExpMode::Micromath.exp(x)
+    }
+}
+
+/// The E-step of one block: log-sum-exp per point, responsibilities, and
+/// their centred moments added to `st`.
+#[inline(always)]
+fn e_block<E: Exp, const K: usize>(sc: &Scorer<K>, b: &Block, st: &mut Stats<K>) {
+    let k = sc.k;
+    let mut e = [[0.0f32; BLOCK]; K];
+    let mut max = [LOG_FLOOR; BLOCK];
+    for (ej, c) in e.iter_mut().zip(&sc.comps).take(k) {
+        for i in 0..BLOCK {
+            let dx = b.x[i] - c.mx;
+            let dy = b.y[i] - c.my;
+            let q = c.c0 - (c.ha * dx * dx + c.b * dx * dy + c.hc * dy * dy);
+            // NaN (inf - inf in a huge quadratic form) and -inf go to the floor.
+            let q = if q > LOG_FLOOR { q } else { LOG_FLOOR };
+            ej[i] = q;
+            max[i] = if q > max[i] { q } else { max[i] };
+        }
+    }
+    let mut s = [0.0f32; BLOCK];
+    for ej in e.iter_mut().take(k) {
+        for i in 0..BLOCK {
+            let v = E::exp(ej[i] - max[i]);
+            ej[i] = v;
+            s[i] += v;
+        }
+    }
+    // s >= 1: the maximal term contributes exp(0).
+    let mut lp = [0.0f32; BLOCK];
+    let mut wl = [0.0f32; BLOCK];
+    let mut inv = [0.0f32; BLOCK];
+    for i in 0..BLOCK {
+        lp[i] = max[i] + libm::logf(s[i]);
+        wl[i] = b.w[i] * lp[i];
+        inv[i] = b.w[i] / s[i];
+    }
+    st.log_likelihood.add(tree_sum(wl));
+    for ((&l, &w), (&x, &y)) in lp.iter().zip(&b.w).zip(b.x.iter().zip(&b.y)).take(b.len) {
+        if w > 0.0 && l < st.worst.0 {
+            st.worst = (l, [x, y]);
+        }
+    }
+    for ((ej, c), m) in e.iter().zip(&sc.comps).zip(st.moments.iter_mut()).take(k) {
+        let mut r = [0.0f32; BLOCK];
+        let mut rx = [0.0f32; BLOCK];
+        let mut ry = [0.0f32; BLOCK];
+        let mut rxx = [0.0f32; BLOCK];
+        let mut rxy = [0.0f32; BLOCK];
+        let mut ryy = [0.0f32; BLOCK];
+        for i in 0..BLOCK {
+            let dx = b.x[i] - c.mx;
+            let dy = b.y[i] - c.my;
+            let ri = ej[i] * inv[i];
+            r[i] = ri;
+            rx[i] = ri * dx;
+            ry[i] = ri * dy;
+            rxx[i] = rx[i] * dx;
+            rxy[i] = rx[i] * dy;
+            ryy[i] = ry[i] * dy;
+        }
+        m.n.add(tree_sum(r));
+        m.sx.add(tree_sum(rx));
+        m.sy.add(tree_sum(ry));
+        m.sxx.add(tree_sum(rxx));
+        m.sxy.add(tree_sum(rxy));
+        m.syy.add(tree_sum(ryy));
+    }
+}
+
+fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) -> Stats<K> {
+    let sc = model.scorer();
+    let mut centres = [[0.0f32; 2]; K];
+    for (c, s) in centres.iter_mut().zip(&sc.comps) {
+        *c = [s.mx, s.my];
+    }
+    let mut st = Stats::new(centres);
+    let mut b = Block {
+        x: [0.0; BLOCK],
+        y: [0.0; BLOCK],
+        w: [0.0; BLOCK],
+        len: 0,
+    };
+    data.visit(|p, w| {
+        if let (Some(x), Some(y), Some(wi)) =
+            (b.x.get_mut(b.len), b.y.get_mut(b.len), b.w.get_mut(b.len))
+        {
+            *x = p[0];
+            *y = p[1];
+            *wi = w;
+        }
+        b.len += 1;
+        if b.len == BLOCK {
+            e_block::<E, K>(&sc, &b, &mut st);
+            b.len = 0;
+        }
+    });
+    if b.len > 0 {
+        for ((x, y), w) in
+            b.x.iter_mut()
+                .zip(b.y.iter_mut())
+                .zip(b.w.iter_mut())
+                .skip(b.len)
+        {
+            *x = 0.0;
+            *y = 0.0;
+            *w = 0.0;
+        }
+        e_block::<E, K>(&sc, &b, &mut st);
+    }
+    st
+}
+
+/// One E-step pass: statistics centred on the model's means, total
+/// log-likelihood, worst point.
+pub(crate) fn e_step<const K: usize, P: Points + ?Sized>(
+    model: &Gmm<K>,
+    data: &P,
+    exp: ExpMode,
+) -> Stats<K> {
+    match exp {
+        ExpMode::Libm => e_pass::<LibmExp, K, P>(model, data),
+        ExpMode::Fast => e_pass::<FastExp, K, P>(model, data),
+        #[cfg(feature = "micromath")]
+        ExpMode::Micromath => e_pass::<MicroExp, K, P>(model, data),
+    }
+}
+
+/// Counters of the guards that fired during a fit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Guards {
+    /// Components that emptied (less than a thousandth of an average
+    /// point's weight) and were re-seeded at the worst-explained point
+    /// with the data's covariance.
+    pub reseeded: u32,
+    /// Covariances that were not positive definite after `reg_covar` and
+    /// were replaced by their floored diagonal.
+    pub floored: u32,
+}
+
+/// The M-step: new weights, means and covariances from the statistics.
+///
+/// Rules for the degenerate cases, applied per component:
+/// - empty (`n_k` below a thousandth of an average point's weight, or not
+///   finite): re-seeded at the worst-explained point of the pass (the
+///   next ones at the data mean) with the data's covariance plus
+///   `reg_covar`, and the weight of one average point;
+/// - covariance not positive definite after adding `reg_covar`: its
+///   correlation is dropped and its variances floored at
+///   `max(reg_covar, 1e-6 * largest data variance)`; if that is still
+///   singular (`reg_covar = 0` on data with no spread), the fit fails with
+///   [`GmmError::SingularCovariance`].
+pub(crate) fn m_step<const K: usize>(
+    k: usize,
+    st: &Stats<K>,
+    summary: &Summary,
+    reg_covar: f32,
+    guards: &mut Guards,
+) -> Result<Gmm<K>, GmmError> {
+    let avg_weight = summary.total_weight / summary.n_positive as f32;
+    let empty_below = 1e-3 * avg_weight;
+    let data_var = if summary.covariance.xx > summary.covariance.yy {
+        summary.covariance.xx
+    } else {
+        summary.covariance.yy
+    };
+    let floor = if 1e-6 * data_var > reg_covar {
+        1e-6 * data_var
+    } else {
+        reg_covar
+    };
+    let mut gaussians = [Gaussian::STANDARD; K];
+    let mut nks = [0.0f32; K];
+    let mut worst_used = false;
+    let mut total = 0.0f32;
+    for (j, (((m, &centre), nk_out), g_out)) in st
+        .moments
+        .iter()
+        .zip(&st.centres)
+        .zip(nks.iter_mut())
+        .zip(gaussians.iter_mut())
+        .take(k)
+        .enumerate()
+    {
+        let nk = m.n.value();
+        let (mean, cov, nk) = if nk >= empty_below && nk.is_finite() {
+            let dx = m.sx.value() / nk;
+            let dy = m.sy.value() / nk;
+            let cov = SymMat2::new(
+                m.sxx.value() / nk - dx * dx,
+                m.sxy.value() / nk - dx * dy,
+                m.syy.value() / nk - dy * dy,
+            );
+            ([centre[0] + dx, centre[1] + dy], cov, nk)
+        } else {
+            guards.reseeded += 1;
+            let at = if worst_used || !st.worst.0.is_finite() {
+                summary.mean
+            } else {
+                st.worst.1
+            };
+            worst_used = true;
+            (at, summary.covariance, avg_weight)
+        };
+        if !(mean[0].is_finite() && mean[1].is_finite()) {
+            return Err(GmmError::Diverged);
+        }
+        let gaussian = match Gaussian::new(mean, cov.add_diagonal(reg_covar)) {
+            Ok(g) => g,
+            Err(_) => {
+                guards.floored += 1;
+                let var = |v: f32| if v > 0.0 { v + floor } else { floor };
+                Gaussian::new(mean, SymMat2::new(var(cov.xx), 0.0, var(cov.yy)))
+                    .map_err(|_| GmmError::SingularCovariance { component: j })?
+            }
+        };
+        *g_out = gaussian;
+        *nk_out = nk;
+        total += nk;
+    }
+    if !(total > 0.0 && total.is_finite()) {
+        return Err(GmmError::Diverged);
+    }
+    for nk in nks.iter_mut().take(k) {
+        *nk /= total;
+    }
+    Ok(Gmm::from_parts(k, nks, gaussians))
+}
+
+/// What a fit reports besides the model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct FitReport {
+    /// Components fitted.
+    pub k: usize,
+    /// EM iterations (M-steps) of the winning restart.
+    pub n_iter: u32,
+    /// Whether the winning restart met `tol` before `max_iter`.
+    pub converged: bool,
+    /// Total (weighted) log-likelihood under the final parameters.
+    pub log_likelihood: f32,
+    /// `log_likelihood / total_weight`.
+    pub mean_log_likelihood: f32,
+    /// Points with a positive weight.
+    pub n_points: usize,
+    /// Sum of the weights (`n_points` for unweighted data).
+    pub total_weight: f32,
+    /// Which restart won (0-based).
+    pub restart: u32,
+    /// Restarts that failed (diverged or singular) and were skipped.
+    pub failed_restarts: u32,
+    /// Guards that fired in the winning restart.
+    pub guards: Guards,
+}
+
+impl FitReport {
+    /// The number of free parameters, `6k - 1`.
+    #[must_use]
+    pub const fn n_parameters(&self) -> usize {
+        6 * self.k - 1
+    }
+
+    /// BIC of the fit on its data: `-2 ln L + (6k - 1) ln n`.
+    #[must_use]
+    pub fn bic(&self) -> f32 {
+        crate::mixture::bic(self.log_likelihood, self.total_weight, self.k)
+    }
+
+    /// AIC of the fit on its data: `-2 ln L + 2 (6k - 1)`.
+    #[must_use]
+    pub fn aic(&self) -> f32 {
+        crate::mixture::aic(self.log_likelihood, self.k)
+    }
+}
+
+/// A fitted model and how the fit went.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Fit<const K: usize> {
+    /// The model.
+    pub model: Gmm<K>,
+    /// How it was reached.
+    pub report: FitReport,
+}
+
+/// EM from `start` until `tol` or `max_iter`.
+fn run_em<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
+    data: &P,
+    summary: &Summary,
+    config: &FitConfig,
+    start: Gmm<K>,
+    restart: u32,
+    trace: &mut T,
+) -> Result<Fit<K>, GmmError> {
+    let w = summary.total_weight;
+    let mut model = start;
+    let mut st = e_step(&model, data, config.exp);
+    let mut mean_ll = st.log_likelihood.value() / w;
+    if !mean_ll.is_finite() {
+        return Err(GmmError::Diverged);
+    }
+    trace.record(restart, 0, mean_ll, model.weights());
+    let mut guards = Guards::default();
+    let mut n_iter = 0;
+    let mut converged = false;
+    while n_iter < config.max_iter {
+        model = m_step(model.k(), &st, summary, config.reg_covar, &mut guards)?;
+        n_iter += 1;
+        st = e_step(&model, data, config.exp);
+        let next = st.log_likelihood.value() / w;
+        if !next.is_finite() {
+            return Err(GmmError::Diverged);
+        }
+        trace.record(restart, n_iter, next, model.weights());
+        let change = next - mean_ll;
+        mean_ll = next;
+        if libm::fabsf(change) <= config.tol {
+            converged = true;
+            break;
+        }
+    }
+    Ok(Fit {
+        model,
+        report: FitReport {
+            k: model.k(),
+            n_iter,
+            converged,
+            log_likelihood: st.log_likelihood.value(),
+            mean_log_likelihood: mean_ll,
+            n_points: summary.n_positive,
+            total_weight: w,
+            restart,
+            failed_restarts: 0,
+            guards,
+        },
+    })
+}
+
+/// Validates, then runs every restart and keeps the best.
+pub(crate) fn fit<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
+    data: &P,
+    config: &FitConfig,
+    warm: Option<&Gmm<K>>,
+    trace: &mut T,
+) -> Result<Fit<K>, GmmError> {
+    let k = warm.map_or(config.k, Gmm::k);
+    if k == 0 || k > K {
+        return Err(GmmError::InvalidK { k, capacity: K });
+    }
+    config.validate()?;
+    let summary = summarise(data)?;
+    if summary.n_positive < k {
+        return Err(GmmError::TooFewPoints {
+            points: summary.n_positive,
+            components: k,
+        });
+    }
+    let config = FitConfig { k, ..*config };
+    let runs = if warm.is_some() { 1 } else { config.n_init };
+    let mut streams = Xoshiro128PlusPlus::seed_from_u64(config.seed);
+    let mut best: Option<Fit<K>> = None;
+    let mut failed = 0;
+    let mut last_error = GmmError::Diverged;
+    for restart in 0..runs {
+        let mut rng = streams.clone();
+        streams.jump();
+        let start = match warm {
+            Some(g) => Ok(*g),
+            None => crate::init::initialise(data, &summary, &config, &mut rng),
+        };
+        match start.and_then(|g| run_em(data, &summary, &config, g, restart, trace)) {
+            Ok(fit) => {
+                let better =
+                    best.is_none_or(|b| fit.report.log_likelihood > b.report.log_likelihood);
+                if better {
+                    best = Some(fit);
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                last_error = e;
+            }
+        }
+    }
+    let mut best = best.ok_or(last_error)?;
+    best.report.failed_restarts = failed;
+    Ok(best)
+}
+
+impl<const K: usize> Gmm<K> {
+    /// Fits a `config.k`-component mixture to `data` by EM.
+    ///
+    /// Runs `config.n_init` restarts, each initialised by `config.init`
+    /// from its own random stream, and keeps the one with the highest
+    /// final log-likelihood (a restart that fails is skipped and counted).
+    /// Memory is O(K) whatever the number of points; the data is walked
+    /// once per iteration.
+    ///
+    /// # Errors
+    /// [`GmmError::InvalidK`] for `k = 0` or `k > K`; [`GmmError::InvalidConfig`]
+    /// for a bad `tol`, `reg_covar` or `n_init`; [`GmmError::NonFinitePoint`],
+    /// [`GmmError::PointOutOfRange`], [`GmmError::InvalidWeight`] with the index
+    /// of the first bad point; [`GmmError::ZeroTotalWeight`];
+    /// [`GmmError::TooFewPoints`] when fewer points than `k` have a positive
+    /// weight; [`GmmError::Overflow`] when the data's spread overflows f32;
+    /// and, when every restart fails, [`GmmError::SingularCovariance`] or
+    /// [`GmmError::Diverged`].
+    ///
+    /// # Examples
+    /// ```
+    /// use gmm_core::{FitConfig, Gmm};
+    /// let points = [[0.0, 0.1], [0.2, -0.1], [-0.1, 0.0], [5.0, 5.1], [5.2, 4.9], [4.9, 5.0]];
+    /// let fit = Gmm::<4>::fit(&points, &FitConfig::new(2).with_n_init(3))?;
+    /// assert_ne!(fit.model.predict([0.0, 0.0]), fit.model.predict([5.0, 5.0]));
+    /// # Ok::<(), gmm_core::GmmError>(())
+    /// ```
+    pub fn fit<P: Points + ?Sized>(data: &P, config: &FitConfig) -> Result<Fit<K>, GmmError> {
+        fit(data, config, None, &mut ())
+    }
+
+    /// [`Gmm::fit`], calling `trace` once per iteration of every restart.
+    ///
+    /// # Errors
+    /// As [`Gmm::fit`].
+    pub fn fit_traced<P: Points + ?Sized, T: Trace + ?Sized>(
+        data: &P,
+        config: &FitConfig,
+        trace: &mut T,
+    ) -> Result<Fit<K>, GmmError> {
+        fit(data, config, None, trace)
+    }
+
+    /// Continues EM from this model (a warm start: no initialisation, one
+    /// run, `config.k`, `init`, `n_init` and `seed` ignored).
+    /// With `max_iter = 0` the result is this model, with its
+    /// log-likelihood on `data`.
+    ///
+    /// # Errors
+    /// As [`Gmm::fit`].
+    pub fn refine<P: Points + ?Sized, T: Trace + ?Sized>(
+        &self,
+        data: &P,
+        config: &FitConfig,
+        trace: &mut T,
+    ) -> Result<Fit<K>, GmmError> {
+        fit(data, config, Some(self), trace)
+    }
+}

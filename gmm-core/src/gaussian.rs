@@ -1,0 +1,125 @@
+//! One 2-D Gaussian: mean, covariance, and what the density needs cached.
+
+use crate::{GmmError, SymMat2};
+
+/// `ln(2 pi)`: the 2-D normaliser is `-ln(2 pi) - ln(det) / 2`.
+pub(crate) const LN_2PI: f32 = 1.837_877_1;
+
+/// A 2-D normal distribution with its precision (inverse covariance) and
+/// log-normaliser cached, so a density costs a handful of multiplies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Gaussian {
+    mean: [f32; 2],
+    covariance: SymMat2,
+    precision: SymMat2,
+    log_norm: f32,
+}
+
+impl Gaussian {
+    /// The standard normal: mean 0, identity covariance.
+    pub const STANDARD: Self = Self {
+        mean: [0.0, 0.0],
+        covariance: SymMat2::IDENTITY,
+        precision: SymMat2::IDENTITY,
+        log_norm: -LN_2PI,
+    };
+
+    /// A Gaussian with the given mean and covariance.
+    ///
+    /// # Errors
+    /// [`GmmError::InvalidParameters`] when the mean is not finite or the
+    /// covariance is not positive definite (or its inverse is not finite).
+    pub fn new(mean: [f32; 2], covariance: SymMat2) -> Result<Self, GmmError> {
+        if !(mean[0].is_finite() && mean[1].is_finite()) {
+            return Err(GmmError::InvalidParameters {
+                reason: "mean is not finite",
+            });
+        }
+        let bad = GmmError::InvalidParameters {
+            reason: "covariance is not positive definite",
+        };
+        let precision = covariance.try_inverse().ok_or(bad)?;
+        let log_det = covariance.log_determinant().ok_or(bad)?;
+        Ok(Self {
+            mean,
+            covariance,
+            precision,
+            log_norm: -LN_2PI - 0.5 * log_det,
+        })
+    }
+
+    /// The mean.
+    #[inline]
+    #[must_use]
+    pub const fn mean(&self) -> [f32; 2] {
+        self.mean
+    }
+
+    /// The covariance.
+    #[inline]
+    #[must_use]
+    pub const fn covariance(&self) -> SymMat2 {
+        self.covariance
+    }
+
+    /// The precision (inverse covariance).
+    #[inline]
+    #[must_use]
+    pub const fn precision(&self) -> SymMat2 {
+        self.precision
+    }
+
+    /// `-ln(2 pi) - ln(det covariance) / 2`.
+    #[inline]
+    #[must_use]
+    pub const fn log_normaliser(&self) -> f32 {
+        self.log_norm
+    }
+
+    /// The squared Mahalanobis distance of `p` from the mean.
+    #[inline]
+    #[must_use]
+    pub fn mahalanobis_sq(&self, p: [f32; 2]) -> f32 {
+        self.precision
+            .quadratic_form([p[0] - self.mean[0], p[1] - self.mean[1]])
+    }
+
+    /// The natural log of the density at `p`.
+    #[inline]
+    #[must_use]
+    pub fn log_density(&self, p: [f32; 2]) -> f32 {
+        self.log_norm - 0.5 * self.mahalanobis_sq(p)
+    }
+}
+
+impl Default for Gaussian {
+    fn default() -> Self {
+        Self::STANDARD
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_density_matches_f64_formula() {
+        let g = Gaussian::new([1.0, -2.0], SymMat2::new(2.0, 0.6, 0.5)).unwrap();
+        let p = [0.3f64, -1.1];
+        let (a, b, c) = (2.0f64, 0.6f64, 0.5f64);
+        let det = a * c - b * b;
+        let (dx, dy) = (p[0] - 1.0, p[1] + 2.0);
+        let maha = (c * dx * dx - 2.0 * b * dx * dy + a * dy * dy) / det;
+        let want = -(2.0 * core::f64::consts::PI).ln() - 0.5 * det.ln() - 0.5 * maha;
+        let got = g.log_density([0.3, -1.1]);
+        assert!((f64::from(got) - want).abs() < 1e-5, "{got} vs {want}");
+    }
+
+    #[test]
+    fn rejects_bad_parameters() {
+        assert!(Gaussian::new([f32::NAN, 0.0], SymMat2::IDENTITY).is_err());
+        assert!(Gaussian::new([0.0, 0.0], SymMat2::new(1.0, 1.0, 1.0)).is_err());
+        assert!(Gaussian::new([0.0, 0.0], SymMat2::ZERO).is_err());
+    }
+}

@@ -1,0 +1,172 @@
+//! Where EM starts: k-means++ seeding, random data points, or the
+//! notebook's standard-normal means. All in O(K) memory, a few passes.
+
+use crate::em::{Guards, Stats, Summary, m_step};
+use crate::sample::{below, standard_normal_pair, uniform};
+use crate::{FitConfig, Gmm, GmmError, InitMethod, Point, Points, SymMat2};
+use rand_core::Rng;
+
+/// Starting parameters for one restart.
+pub(crate) fn initialise<const K: usize, P: Points + ?Sized, R: Rng + ?Sized>(
+    data: &P,
+    summary: &Summary,
+    config: &FitConfig,
+    rng: &mut R,
+) -> Result<Gmm<K>, GmmError> {
+    let k = config.k;
+    match config.init {
+        InitMethod::KMeansPlusPlus => {
+            let centres = kmeans_plus_plus::<K, P, R>(data, summary, k, rng);
+            hard_assignment(data, summary, config, centres)
+        }
+        InitMethod::RandomFromData => {
+            let centres = random_points::<K, P, R>(data, k, rng);
+            hard_assignment(data, summary, config, centres)
+        }
+        InitMethod::StandardNormal => {
+            let mut weights = [0.0f32; K];
+            let mut means = [[0.0f32; 2]; K];
+            for (w, m) in weights.iter_mut().zip(means.iter_mut()).take(k) {
+                *w = 1.0 / k as f32;
+                *m = standard_normal_pair(rng);
+            }
+            let covs = [SymMat2::IDENTITY; K];
+            Gmm::new(
+                weights.get(..k).unwrap_or(&[]),
+                means.get(..k).unwrap_or(&[]),
+                covs.get(..k).unwrap_or(&[]),
+            )
+        }
+    }
+}
+
+/// Squared distance from `p` to the nearest of `centres`.
+#[inline]
+fn nearest(p: Point, centres: &[Point]) -> (usize, f32) {
+    let mut best = (0, f32::INFINITY);
+    for (j, c) in centres.iter().enumerate() {
+        let (dx, dy) = (p[0] - c[0], p[1] - c[1]);
+        let d2 = dx * dx + dy * dy;
+        if d2 < best.1 {
+            best = (j, d2);
+        }
+    }
+    best
+}
+
+/// The first point at which the running sum of `mass` exceeds `target`
+/// (the last point with positive mass if rounding never lets it).
+fn pick<P: Points + ?Sized>(
+    data: &P,
+    target: f32,
+    mut mass: impl FnMut(Point, f32) -> f32,
+) -> Option<Point> {
+    let mut running = 0.0f32;
+    let mut chosen = None;
+    let mut last = None;
+    data.visit(|p, w| {
+        if chosen.is_some() {
+            return;
+        }
+        let m = mass(p, w);
+        if m > 0.0 {
+            running += m;
+            last = Some(p);
+            if running > target {
+                chosen = Some(p);
+            }
+        }
+    });
+    chosen.or(last)
+}
+
+/// k-means++ (Arthur & Vassilvitskii 2007): the first centre drawn by
+/// weight, each next one with probability proportional to weight times
+/// squared distance to the nearest centre so far. Two passes per centre.
+fn kmeans_plus_plus<const K: usize, P: Points + ?Sized, R: Rng + ?Sized>(
+    data: &P,
+    summary: &Summary,
+    k: usize,
+    rng: &mut R,
+) -> [Point; K] {
+    let mut centres = [summary.mean; K];
+    let first = uniform(rng) * summary.total_weight;
+    if let Some(c) = centres.first_mut() {
+        *c = pick(data, first, |_, w| w).unwrap_or(summary.mean);
+    }
+    for m in 1..k.min(K) {
+        let chosen = centres.get(..m).unwrap_or(&[]);
+        let mut total = 0.0f32;
+        data.visit(|p, w| {
+            if w > 0.0 {
+                total += w * nearest(p, chosen).1;
+            }
+        });
+        let next = if total > 0.0 && total.is_finite() {
+            let target = uniform(rng) * total;
+            pick(data, target, |p, w| {
+                if w > 0.0 {
+                    w * nearest(p, chosen).1
+                } else {
+                    0.0
+                }
+            })
+        } else {
+            // Every point sits on a centre already: any point will do; the
+            // M-step re-seeds the duplicate if it stays empty.
+            pick(data, uniform(rng) * summary.total_weight, |_, w| w)
+        };
+        if let Some(slot) = centres.get_mut(m) {
+            *slot = next.unwrap_or(summary.mean);
+        }
+    }
+    centres
+}
+
+/// k points drawn uniformly without replacement from those with positive
+/// weight (reservoir sampling, one pass).
+fn random_points<const K: usize, P: Points + ?Sized, R: Rng + ?Sized>(
+    data: &P,
+    k: usize,
+    rng: &mut R,
+) -> [Point; K] {
+    let mut chosen = [[0.0f32; 2]; K];
+    let mut seen = 0usize;
+    data.visit(|p, w| {
+        if w > 0.0 {
+            let slot = if seen < k { seen } else { below(rng, seen + 1) };
+            if slot < k
+                && let Some(c) = chosen.get_mut(slot)
+            {
+                *c = p;
+            }
+            seen += 1;
+        }
+    });
+    chosen
+}
+
+/// Parameters from assigning every point to its nearest centre: one
+/// M-step with hard responsibilities.
+fn hard_assignment<const K: usize, P: Points + ?Sized>(
+    data: &P,
+    summary: &Summary,
+    config: &FitConfig,
+    centres: [Point; K],
+) -> Result<Gmm<K>, GmmError> {
+    let k = config.k;
+    let used = centres.get(..k).unwrap_or(&[]);
+    let mut st = Stats::new(centres);
+    data.visit(|p, w| {
+        if w > 0.0 {
+            let (j, d2) = nearest(p, used);
+            if let (Some(m), Some(c)) = (st.moments.get_mut(j), used.get(j)) {
+                m.add_point(w, p[0] - c[0], p[1] - c[1]);
+            }
+            if -d2 < st.worst.0 {
+                st.worst = (-d2, p);
+            }
+        }
+    });
+    m_step(k, &st, summary, config.reg_covar, &mut Guards::default())
+}

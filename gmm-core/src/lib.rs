@@ -1,0 +1,32 @@
+#![doc = include_str!("../README.md")]
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod config;
+mod em;
+mod error;
+mod exp;
+mod gaussian;
+mod init;
+mod mat2;
+mod mixture;
+mod points;
+mod sample;
+mod select;
+mod trace;
+
+pub use config::{FitConfig, InitMethod};
+pub use em::{BLOCK, Fit, FitReport, Guards, MAX_ABS_COORDINATE, MAX_WEIGHT};
+pub use error::GmmError;
+pub use exp::{ExpMode, FAST_EXP_MIN, fast_exp};
+pub use gaussian::Gaussian;
+pub use mat2::{Chol2, SymMat2};
+pub use mixture::{Gmm, aic, bic};
+pub use points::{Point, Points, Weighted};
+pub use select::{Criterion, Selection, SelectionRow, select_k};
+pub use trace::{Trace, TraceEntry};
+
+/// The random-number traits the API takes (`rand_core`), re-exported so
+/// callers use the same version.
+pub use rand_core;

@@ -1,0 +1,406 @@
+//! The mixture `Gmm<K>`: up to `K` weighted Gaussians, and what it answers
+//! about points.
+
+use crate::{Gaussian, GmmError, Point, Points, SymMat2};
+
+/// Clamp for a component's log joint density: keeps log-sum-exp finite
+/// when a point is so far out that the quadratic form overflows.
+pub(crate) const LOG_FLOOR: f32 = -1e30;
+
+/// A 2-D Gaussian mixture with room for `K` components, of which `k()` are
+/// in use.
+///
+/// `K` is fixed at compile time (`1..=64`; anything else fails to
+/// compile), so the model lives on the stack or in a `static` with no
+/// heap: `K * 40` bytes plus two words.
+///
+/// # Examples
+/// ```
+/// use gmm_core::{Gmm, SymMat2};
+/// let gmm = Gmm::<4>::new(
+///     &[0.5, 0.5],
+///     &[[-2.0, 0.0], [2.0, 0.0]],
+///     &[SymMat2::IDENTITY, SymMat2::IDENTITY],
+/// )?;
+/// assert_eq!(gmm.predict([1.5, 0.2]), 1);
+/// let proba = gmm.predict_proba([0.0, 0.0]);
+/// assert!((proba[0] - 0.5).abs() < 1e-6);
+/// # Ok::<(), gmm_core::GmmError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Gmm<const K: usize> {
+    k: usize,
+    weights: [f32; K],
+    components: [Gaussian; K],
+}
+
+#[cfg(feature = "defmt")]
+impl<const K: usize> defmt::Format for Gmm<K> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "Gmm {{ k: {}, weights: {}, components: {} }}",
+            self.k,
+            self.weights(),
+            self.components()
+        );
+    }
+}
+
+impl<const K: usize> Gmm<K> {
+    const CAPACITY_OK: () = assert!(K >= 1 && K <= 64, "Gmm<K> needs 1 <= K <= 64");
+
+    /// The capacity `K`.
+    pub const CAPACITY: usize = K;
+
+    /// A mixture from its parameters; `weights` are normalised to sum to 1.
+    ///
+    /// # Errors
+    /// [`GmmError::InvalidK`] when there are 0 or more than `K` components;
+    /// [`GmmError::InvalidParameters`] when the slices differ in length, a
+    /// weight is negative or not finite, the weights sum to 0, a mean is
+    /// not finite or a covariance is not positive definite.
+    pub fn new(
+        weights: &[f32],
+        means: &[Point],
+        covariances: &[SymMat2],
+    ) -> Result<Self, GmmError> {
+        let () = Self::CAPACITY_OK;
+        let k = weights.len();
+        if k == 0 || k > K {
+            return Err(GmmError::InvalidK { k, capacity: K });
+        }
+        if means.len() != k || covariances.len() != k {
+            return Err(GmmError::InvalidParameters {
+                reason: "weights, means and covariances differ in length",
+            });
+        }
+        let mut total = 0.0f32;
+        for &w in weights {
+            if !(w >= 0.0 && w.is_finite()) {
+                return Err(GmmError::InvalidParameters {
+                    reason: "a weight is negative or not finite",
+                });
+            }
+            total += w;
+        }
+        if !(total > 0.0 && total.is_finite()) {
+            return Err(GmmError::InvalidParameters {
+                reason: "weights sum to 0",
+            });
+        }
+        let mut gmm = Self::empty(k);
+        for (((slot, gauss), &w), (&m, &c)) in gmm
+            .weights
+            .iter_mut()
+            .zip(gmm.components.iter_mut())
+            .zip(weights)
+            .zip(means.iter().zip(covariances))
+        {
+            *slot = w / total;
+            *gauss = Gaussian::new(m, c)?;
+        }
+        Ok(gmm)
+    }
+
+    /// `k` unit Gaussians at the origin with zero weight; for filling in.
+    pub(crate) fn empty(k: usize) -> Self {
+        let () = Self::CAPACITY_OK;
+        Self {
+            k,
+            weights: [0.0; K],
+            components: [Gaussian::STANDARD; K],
+        }
+    }
+
+    /// A model from validated parts (weights summing to 1).
+    #[inline]
+    pub(crate) fn from_parts(k: usize, weights: [f32; K], components: [Gaussian; K]) -> Self {
+        let () = Self::CAPACITY_OK;
+        Self {
+            k,
+            weights,
+            components,
+        }
+    }
+
+    /// The number of components in use.
+    #[inline]
+    #[must_use]
+    pub const fn k(&self) -> usize {
+        self.k
+    }
+
+    /// The mixing weights of the `k` components (they sum to 1).
+    #[inline]
+    #[must_use]
+    pub fn weights(&self) -> &[f32] {
+        self.weights.get(..self.k).unwrap_or(&[])
+    }
+
+    /// The `k` components.
+    #[inline]
+    #[must_use]
+    pub fn components(&self) -> &[Gaussian] {
+        self.components.get(..self.k).unwrap_or(&[])
+    }
+
+    /// Component `j`, or `None` when `j >= k`.
+    #[inline]
+    #[must_use]
+    pub fn component(&self, j: usize) -> Option<&Gaussian> {
+        self.components().get(j)
+    }
+
+    /// The number of free parameters, `6k - 1` in 2-D with full
+    /// covariances (k means of 2, k covariances of 3, k - 1 weights).
+    #[inline]
+    #[must_use]
+    pub const fn n_parameters(&self) -> usize {
+        6 * self.k - 1
+    }
+
+    /// The log joint densities `ln w_j + ln N(p | mu_j, S_j)` into `out`
+    /// (entries past `k` untouched); returns their maximum.
+    #[inline]
+    fn log_joint(&self, p: Point, out: &mut [f32; K]) -> f32 {
+        let mut max = LOG_FLOOR;
+        for ((o, g), &w) in out.iter_mut().zip(self.components()).zip(self.weights()) {
+            let q = libm::logf(w) + g.log_density(p);
+            // NaN and -inf (zero weight, overflowing distance) go to the floor.
+            let q = if q > LOG_FLOOR { q } else { LOG_FLOOR };
+            *o = q;
+            max = if q > max { q } else { max };
+        }
+        max
+    }
+
+    /// `ln p(x)`: the log of the mixture density at `p` (scikit-learn's
+    /// `score_samples` for one point), by log-sum-exp.
+    #[must_use]
+    pub fn log_density(&self, p: Point) -> f32 {
+        let mut q = [0.0f32; K];
+        let max = self.log_joint(p, &mut q);
+        let mut sum = 0.0f32;
+        for &v in q.iter().take(self.k) {
+            sum += libm::expf(v - max);
+        }
+        max + libm::logf(sum)
+    }
+
+    /// The posterior probability of each component for `p` (entries past
+    /// `k` are 0); they sum to 1.
+    #[must_use]
+    pub fn predict_proba(&self, p: Point) -> [f32; K] {
+        let mut q = [0.0f32; K];
+        let max = self.log_joint(p, &mut q);
+        let mut sum = 0.0f32;
+        for v in q.iter_mut().take(self.k) {
+            *v = libm::expf(*v - max);
+            sum += *v;
+        }
+        let inv = 1.0 / sum;
+        for (j, v) in q.iter_mut().enumerate() {
+            *v = if j < self.k { *v * inv } else { 0.0 };
+        }
+        q
+    }
+
+    /// The most probable component for `p` (the first one on ties).
+    #[must_use]
+    pub fn predict(&self, p: Point) -> usize {
+        let mut q = [0.0f32; K];
+        self.log_joint(p, &mut q);
+        let mut best = 0;
+        let mut best_q = f32::NEG_INFINITY;
+        for (j, &v) in q.iter().take(self.k).enumerate() {
+            if v > best_q {
+                best_q = v;
+                best = j;
+            }
+        }
+        best
+    }
+
+    /// The total (weighted) log-likelihood of `data` and its total weight.
+    ///
+    /// # Errors
+    /// The input errors of [`Gmm::fit`]: non-finite or out-of-range points,
+    /// bad weights, no positive weight.
+    pub fn log_likelihood<P: Points + ?Sized>(&self, data: &P) -> Result<(f32, f32), GmmError> {
+        let summary = crate::em::summarise(data)?;
+        let mut acc = crate::em::Sum::ZERO;
+        data.visit(|p, w| {
+            if w > 0.0 {
+                acc.add(w * self.log_density(p));
+            }
+        });
+        Ok((acc.value(), summary.total_weight))
+    }
+
+    /// The mean log-likelihood per point (per unit weight) of `data`,
+    /// scikit-learn's `score`.
+    ///
+    /// # Errors
+    /// As [`Gmm::log_likelihood`].
+    pub fn score<P: Points + ?Sized>(&self, data: &P) -> Result<f32, GmmError> {
+        let (ll, w) = self.log_likelihood(data)?;
+        Ok(ll / w)
+    }
+
+    /// The Bayesian information criterion `-2 ln L + p ln n` on `data`
+    /// (scikit-learn's `bic`; `n` is the total weight, the point count for
+    /// unweighted data).
+    ///
+    /// # Errors
+    /// As [`Gmm::log_likelihood`].
+    pub fn bic<P: Points + ?Sized>(&self, data: &P) -> Result<f32, GmmError> {
+        let (ll, w) = self.log_likelihood(data)?;
+        Ok(bic(ll, w, self.k))
+    }
+
+    /// The Akaike information criterion `-2 ln L + 2p` on `data`
+    /// (scikit-learn's `aic`).
+    ///
+    /// # Errors
+    /// As [`Gmm::log_likelihood`].
+    pub fn aic<P: Points + ?Sized>(&self, data: &P) -> Result<f32, GmmError> {
+        let (ll, _) = self.log_likelihood(data)?;
+        Ok(aic(ll, self.k))
+    }
+
+    /// The constants the E-step needs, component by component.
+    pub(crate) fn scorer(&self) -> Scorer<K> {
+        let mut comps = [ComponentTerms {
+            mx: 0.0,
+            my: 0.0,
+            ha: 0.0,
+            b: 0.0,
+            hc: 0.0,
+            c0: LOG_FLOOR,
+        }; K];
+        for (t, (g, &w)) in comps
+            .iter_mut()
+            .zip(self.components().iter().zip(self.weights()))
+        {
+            let [mx, my] = g.mean();
+            let prec = g.precision();
+            let c0 = libm::logf(w) + g.log_normaliser();
+            *t = ComponentTerms {
+                mx,
+                my,
+                ha: 0.5 * prec.xx,
+                b: prec.xy,
+                hc: 0.5 * prec.yy,
+                c0: if c0 > LOG_FLOOR { c0 } else { LOG_FLOOR },
+            };
+        }
+        Scorer { k: self.k, comps }
+    }
+}
+
+/// `-2 ln L + (6k - 1) ln n`.
+#[must_use]
+pub fn bic(log_likelihood: f32, n: f32, k: usize) -> f32 {
+    -2.0 * log_likelihood + (6 * k - 1) as f32 * libm::logf(n)
+}
+
+/// `-2 ln L + 2 (6k - 1)`.
+#[must_use]
+pub fn aic(log_likelihood: f32, k: usize) -> f32 {
+    -2.0 * log_likelihood + 2.0 * (6 * k - 1) as f32
+}
+
+/// One component's terms of
+/// `q(x) = c0 - (ha dx^2 + b dx dy + hc dy^2)`, with `c0 = ln w + ln-normaliser`,
+/// `ha = P_xx / 2`, `b = P_xy`, `hc = P_yy / 2` (P the precision).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ComponentTerms {
+    pub mx: f32,
+    pub my: f32,
+    pub ha: f32,
+    pub b: f32,
+    pub hc: f32,
+    pub c0: f32,
+}
+
+/// A mixture unpacked for the E-step.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scorer<const K: usize> {
+    pub k: usize,
+    pub comps: [ComponentTerms; K],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two() -> Gmm<3> {
+        Gmm::new(
+            &[0.25, 0.75],
+            &[[-3.0, 0.0], [3.0, 1.0]],
+            &[SymMat2::new(1.0, 0.2, 0.5), SymMat2::new(2.0, -0.3, 1.0)],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn log_density_is_log_of_weighted_sum_f64() {
+        let g = two();
+        for p in [[0.0, 0.0], [-3.0, 0.1], [3.0, 1.0], [40.0, -30.0]] {
+            let want: f64 = g
+                .components()
+                .iter()
+                .zip(g.weights())
+                .map(|(c, &w)| f64::from(w) * f64::from(c.log_density(p)).exp())
+                .sum::<f64>()
+                .ln();
+            let got = f64::from(g.log_density(p));
+            if want.is_finite() {
+                assert!(
+                    (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+                    "{p:?}: {got} vs {want}"
+                );
+            } else {
+                // Too far for f64's linear domain; log-sum-exp still finite.
+                assert!(got.is_finite() && got < -500.0);
+            }
+        }
+    }
+
+    #[test]
+    fn proba_sums_to_one_and_predict_is_argmax() {
+        let g = two();
+        for p in [[0.0, 0.0], [-2.0, 0.5], [1e4, 1e4], [-1e6, 3.0]] {
+            let pr = g.predict_proba(p);
+            let s: f32 = pr.iter().sum();
+            assert!((s - 1.0).abs() <= 1e-6, "{p:?}: {pr:?}");
+            assert_eq!(pr[2], 0.0);
+            let arg = if pr[0] >= pr[1] { 0 } else { 1 };
+            assert_eq!(g.predict(p), arg, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn new_validates() {
+        let c = [SymMat2::IDENTITY; 2];
+        let m = [[0.0, 0.0]; 2];
+        assert_eq!(
+            Gmm::<1>::new(&[0.5, 0.5], &m, &c),
+            Err(GmmError::InvalidK { k: 2, capacity: 1 })
+        );
+        assert!(Gmm::<2>::new(&[], &[], &[]).is_err());
+        assert!(Gmm::<2>::new(&[0.5, -0.5], &m, &c).is_err());
+        assert!(Gmm::<2>::new(&[0.0, 0.0], &m, &c).is_err());
+        assert!(Gmm::<2>::new(&[0.5, 0.5], &m[..1], &c).is_err());
+        let g = Gmm::<2>::new(&[2.0, 6.0], &m, &c).unwrap();
+        assert_eq!(g.weights(), &[0.25, 0.75]);
+    }
+
+    #[test]
+    fn bic_aic_definitions() {
+        assert_eq!(aic(-100.0, 3), 200.0 + 34.0);
+        let b = bic(-100.0, 50.0, 1);
+        assert!((b - (200.0 + 5.0 * 50f32.ln())).abs() < 1e-4);
+    }
+}
