@@ -1,1 +1,4 @@
-//! Host-side tools around `gmm-core`.
+//! Host-side tools around `gmm-core`: the `gmm` command line, an
+//! independent f64 reference EM, plots, and the RTT reader for the firmware.
+
+pub mod rtt;
