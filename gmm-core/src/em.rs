@@ -98,6 +98,10 @@ impl Moments {
 /// on `centres`, the total log-likelihood, and the worst-explained point.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Stats<const K: usize> {
+    /// Components in use.
+    pub k: usize,
+    /// Points with a positive weight seen.
+    pub count: usize,
     pub moments: [Moments; K],
     pub centres: [Point; K],
     pub log_likelihood: Sum,
@@ -107,29 +111,91 @@ pub(crate) struct Stats<const K: usize> {
 }
 
 impl<const K: usize> Stats<K> {
-    pub fn new(centres: [Point; K]) -> Self {
+    pub fn new(k: usize, centres: [Point; K]) -> Self {
         Self {
+            k,
+            count: 0,
             moments: [Moments::ZERO; K],
             centres,
             log_likelihood: Sum::ZERO,
             worst: (f32::INFINITY, [0.0; 2]),
         }
     }
+
+    /// Adds the statistics of another pass with the same centres (another
+    /// chunk of the data): the parallel E-step's reduction.
+    pub fn merge(&mut self, other: &Self) {
+        self.count += other.count;
+        let add = |a: &mut Sum, b: Sum| {
+            a.sum += b.sum;
+            a.comp += b.comp;
+        };
+        for (a, b) in self.moments.iter_mut().zip(&other.moments) {
+            add(&mut a.n, b.n);
+            add(&mut a.sx, b.sx);
+            add(&mut a.sy, b.sy);
+            add(&mut a.sxx, b.sxx);
+            add(&mut a.sxy, b.sxy);
+            add(&mut a.syy, b.syy);
+        }
+        add(&mut self.log_likelihood, other.log_likelihood);
+        if other.worst.0 < self.worst.0 {
+            self.worst = other.worst;
+        }
+    }
+
+    /// Total weight, mean and covariance of the data, recovered from the
+    /// per-component moments (responsibilities of a point sum to 1).
+    pub fn data_moments(&self) -> (f32, Point, SymMat2) {
+        let mut w = 0.0f32;
+        let (mut mx, mut my) = (0.0f32, 0.0f32);
+        for (m, c) in self.moments.iter().zip(&self.centres).take(self.k) {
+            let n = m.n.value();
+            w += n;
+            mx += n * c[0] + m.sx.value();
+            my += n * c[1] + m.sy.value();
+        }
+        if !(w > 0.0) {
+            return (0.0, [0.0; 2], SymMat2::ZERO);
+        }
+        let mean = [mx / w, my / w];
+        let mut cov = SymMat2::ZERO;
+        for (m, c) in self.moments.iter().zip(&self.centres).take(self.k) {
+            let (n, sx, sy) = (m.n.value(), m.sx.value(), m.sy.value());
+            let (ex, ey) = (c[0] - mean[0], c[1] - mean[1]);
+            cov = cov
+                + SymMat2::new(
+                    m.sxx.value() + 2.0 * sx * ex + n * ex * ex,
+                    m.sxy.value() + sx * ey + sy * ex + n * ex * ey,
+                    m.syy.value() + 2.0 * sy * ey + n * ey * ey,
+                );
+        }
+        (w, mean, cov.scale(1.0 / w))
+    }
 }
 
 /// Facts about the data from the validating pass.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Summary {
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Summary {
     /// Points with a positive weight.
     pub n_positive: usize,
+    /// Sum of the weights.
     pub total_weight: f32,
+    /// Weighted mean.
     pub mean: Point,
+    /// Weighted covariance (divided by the total weight).
     pub covariance: SymMat2,
 }
 
 /// Validates every point and weight and computes the data's weighted mean
-/// and covariance.
-pub(crate) fn summarise<P: Points + ?Sized>(data: &P) -> Result<Summary, GmmError> {
+/// and covariance: the checks [`Gmm::fit`] makes before anything else.
+///
+/// # Errors
+/// [`GmmError::NonFinitePoint`], [`GmmError::PointOutOfRange`],
+/// [`GmmError::InvalidWeight`] with the index of the first bad point;
+/// [`GmmError::ZeroTotalWeight`]; [`GmmError::Overflow`].
+pub fn summarise<P: Points + ?Sized>(data: &P) -> Result<Summary, GmmError> {
     let mut error = None;
     let mut index = 0usize;
     let mut n_positive = 0usize;
@@ -143,7 +209,7 @@ pub(crate) fn summarise<P: Points + ?Sized>(data: &P) -> Result<Summary, GmmErro
                 && libm::fabsf(p[1]) <= MAX_ABS_COORDINATE)
             {
                 error = Some(GmmError::PointOutOfRange { index });
-            } else if !(w >= 0.0 && w <= MAX_WEIGHT) {
+            } else if !(0.0..=MAX_WEIGHT).contains(&w) {
                 error = Some(GmmError::InvalidWeight { index });
             } else if w > 0.0 {
                 n_positive += 1;
@@ -265,8 +331,11 @@ fn e_block<E: Exp, const K: usize>(sc: &Scorer<K>, b: &Block, st: &mut Stats<K>)
     }
     st.log_likelihood.add(tree_sum(wl));
     for ((&l, &w), (&x, &y)) in lp.iter().zip(&b.w).zip(b.x.iter().zip(&b.y)).take(b.len) {
-        if w > 0.0 && l < st.worst.0 {
-            st.worst = (l, [x, y]);
+        if w > 0.0 {
+            st.count += 1;
+            if l < st.worst.0 {
+                st.worst = (l, [x, y]);
+            }
         }
     }
     for ((ej, c), m) in e.iter().zip(&sc.comps).zip(st.moments.iter_mut()).take(k) {
@@ -302,7 +371,7 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
     for (c, s) in centres.iter_mut().zip(&sc.comps) {
         *c = [s.mx, s.my];
     }
-    let mut st = Stats::new(centres);
+    let mut st = Stats::new(model.k(), centres);
     let mut b = Block {
         x: [0.0; BLOCK],
         y: [0.0; BLOCK],
@@ -380,18 +449,21 @@ pub struct Guards {
 ///   singular (`reg_covar = 0` on data with no spread), the fit fails with
 ///   [`GmmError::SingularCovariance`].
 pub(crate) fn m_step<const K: usize>(
-    k: usize,
     st: &Stats<K>,
-    summary: &Summary,
     reg_covar: f32,
     guards: &mut Guards,
 ) -> Result<Gmm<K>, GmmError> {
-    let avg_weight = summary.total_weight / summary.n_positive as f32;
+    let k = st.k;
+    let (total_weight, data_mean, data_cov) = st.data_moments();
+    if !(total_weight > 0.0 && total_weight.is_finite() && st.count > 0) {
+        return Err(GmmError::Diverged);
+    }
+    let avg_weight = total_weight / st.count as f32;
     let empty_below = 1e-3 * avg_weight;
-    let data_var = if summary.covariance.xx > summary.covariance.yy {
-        summary.covariance.xx
+    let data_var = if data_cov.xx > data_cov.yy {
+        data_cov.xx
     } else {
-        summary.covariance.yy
+        data_cov.yy
     };
     let floor = if 1e-6 * data_var > reg_covar {
         1e-6 * data_var
@@ -424,12 +496,12 @@ pub(crate) fn m_step<const K: usize>(
         } else {
             guards.reseeded += 1;
             let at = if worst_used || !st.worst.0.is_finite() {
-                summary.mean
+                data_mean
             } else {
                 st.worst.1
             };
             worst_used = true;
-            (at, summary.covariance, avg_weight)
+            (at, data_cov, avg_weight)
         };
         if !(mean[0].is_finite() && mean[1].is_finite()) {
             return Err(GmmError::Diverged);
@@ -454,6 +526,89 @@ pub(crate) fn m_step<const K: usize>(
         *nk /= total;
     }
     Ok(Gmm::from_parts(k, nks, gaussians))
+}
+
+/// Per-component sufficient statistics (responsibility sums, centred
+/// first and second moments) of one E-step over the data or a chunk of it,
+/// with the log-likelihood of the parameters that produced them.
+///
+/// This is the seam for parallel and out-of-core fits: run
+/// [`Gmm::e_step`] on chunks (on threads, or as data arrives),
+/// [`merge`](Self::merge) the results in a fixed order, then
+/// [`m_step`](Self::m_step). Memory is O(K), whatever the chunk size.
+///
+/// # Examples
+/// ```
+/// use gmm_core::{ExpMode, FitConfig, Gmm};
+/// let points: [[f32; 2]; 40] = core::array::from_fn(|i| [(i % 5) as f32, (i / 5) as f32 + if i < 20 { 0.0 } else { 9.0 }]);
+/// let model = Gmm::<2>::fit(&points, &FitConfig::new(2).with_max_iter(0))?.model;
+/// let (a, b) = points.split_at(20);
+/// let mut stats = model.e_step(a, ExpMode::Libm);
+/// stats.merge(&model.e_step(b, ExpMode::Libm))?;
+/// let (next, _guards) = stats.m_step(1e-6)?;
+/// assert_eq!(next.k(), 2);
+/// # Ok::<(), gmm_core::GmmError>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct SufficientStats<const K: usize>(Stats<K>);
+
+impl<const K: usize> SufficientStats<K> {
+    /// Adds the statistics of another chunk, computed from the same model.
+    ///
+    /// # Errors
+    /// [`GmmError::InvalidParameters`] when `other` comes from a model
+    /// with other components (the moments are centred on its means).
+    pub fn merge(&mut self, other: &Self) -> Result<(), GmmError> {
+        if self.0.k != other.0.k || self.0.centres != other.0.centres {
+            return Err(GmmError::InvalidParameters {
+                reason: "statistics from different models cannot be merged",
+            });
+        }
+        self.0.merge(&other.0);
+        Ok(())
+    }
+
+    /// Total (weighted) log-likelihood of the visited points under the
+    /// model that produced these statistics.
+    #[must_use]
+    pub fn log_likelihood(&self) -> f32 {
+        self.0.log_likelihood.value()
+    }
+
+    /// Sum of the weights of the visited points.
+    #[must_use]
+    pub fn total_weight(&self) -> f32 {
+        self.0.data_moments().0
+    }
+
+    /// Points with a positive weight visited.
+    #[must_use]
+    pub fn count(&self) -> usize {
+        self.0.count
+    }
+
+    /// The M-step: the next model from these statistics, with the guards
+    /// that fired (see [`Gmm::fit`] for the empty and collapsing rules).
+    ///
+    /// # Errors
+    /// [`GmmError::Diverged`] when the statistics are not finite or empty
+    /// (for example from non-finite points, which [`Gmm::e_step`] does not
+    /// check); [`GmmError::SingularCovariance`].
+    pub fn m_step(&self, reg_covar: f32) -> Result<(Gmm<K>, Guards), GmmError> {
+        let mut guards = Guards::default();
+        let model = m_step(&self.0, reg_covar, &mut guards)?;
+        Ok((model, guards))
+    }
+}
+
+impl<const K: usize> Gmm<K> {
+    /// One E-step over `data`: the sufficient statistics for the next
+    /// M-step. Points are not validated here (use [`summarise`] once, or
+    /// [`Gmm::fit`]); non-finite points make the statistics non-finite
+    /// and the M-step fail.
+    pub fn e_step<P: Points + ?Sized>(&self, data: &P, exp: ExpMode) -> SufficientStats<K> {
+        SufficientStats(e_step(self, data, exp))
+    }
 }
 
 /// What a fit reports besides the model.
@@ -533,7 +688,7 @@ fn run_em<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
     let mut n_iter = 0;
     let mut converged = false;
     while n_iter < config.max_iter {
-        model = m_step(model.k(), &st, summary, config.reg_covar, &mut guards)?;
+        model = m_step(&st, config.reg_covar, &mut guards)?;
         n_iter += 1;
         st = e_step(&model, data, config.exp);
         let next = st.log_likelihood.value() / w;

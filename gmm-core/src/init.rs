@@ -17,11 +17,11 @@ pub(crate) fn initialise<const K: usize, P: Points + ?Sized, R: Rng + ?Sized>(
     match config.init {
         InitMethod::KMeansPlusPlus => {
             let centres = kmeans_plus_plus::<K, P, R>(data, summary, k, rng);
-            hard_assignment(data, summary, config, centres)
+            hard_assignment(data, config, centres)
         }
         InitMethod::RandomFromData => {
             let centres = random_points::<K, P, R>(data, k, rng);
-            hard_assignment(data, summary, config, centres)
+            hard_assignment(data, config, centres)
         }
         InitMethod::StandardNormal => {
             let mut weights = [0.0f32; K];
@@ -150,15 +150,15 @@ fn random_points<const K: usize, P: Points + ?Sized, R: Rng + ?Sized>(
 /// M-step with hard responsibilities.
 fn hard_assignment<const K: usize, P: Points + ?Sized>(
     data: &P,
-    summary: &Summary,
     config: &FitConfig,
     centres: [Point; K],
 ) -> Result<Gmm<K>, GmmError> {
     let k = config.k;
     let used = centres.get(..k).unwrap_or(&[]);
-    let mut st = Stats::new(centres);
+    let mut st = Stats::new(k, centres);
     data.visit(|p, w| {
         if w > 0.0 {
+            st.count += 1;
             let (j, d2) = nearest(p, used);
             if let (Some(m), Some(c)) = (st.moments.get_mut(j), used.get(j)) {
                 m.add_point(w, p[0] - c[0], p[1] - c[1]);
@@ -168,5 +168,5 @@ fn hard_assignment<const K: usize, P: Points + ?Sized>(
             }
         }
     });
-    m_step(k, &st, summary, config.reg_covar, &mut Guards::default())
+    m_step(&st, config.reg_covar, &mut Guards::default())
 }

@@ -2,6 +2,8 @@
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// `!(x > 0.0)` is deliberate throughout: NaN must fail every such check.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 mod config;
 mod em;
@@ -17,7 +19,10 @@ mod select;
 mod trace;
 
 pub use config::{FitConfig, InitMethod};
-pub use em::{BLOCK, Fit, FitReport, Guards, MAX_ABS_COORDINATE, MAX_WEIGHT};
+pub use em::{
+    BLOCK, Fit, FitReport, Guards, MAX_ABS_COORDINATE, MAX_WEIGHT, SufficientStats, Summary,
+    summarise,
+};
 pub use error::GmmError;
 pub use exp::{ExpMode, FAST_EXP_MIN, fast_exp};
 pub use gaussian::Gaussian;
