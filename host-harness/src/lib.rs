@@ -1,4 +1,6 @@
 //! Host-side tools around `gmm-core`: the `gmm` command line, an
 //! independent f64 reference EM, plots, and the RTT reader for the firmware.
+#![deny(missing_docs)]
 
+pub mod reference;
 pub mod rtt;
