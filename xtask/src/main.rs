@@ -93,6 +93,8 @@ fn ci() -> Result<(), String> {
         "warnings",
     ])?;
     cargo(&["test", "--workspace"])?;
+    // The large-N accuracy test runs at N = 1e7 only in release.
+    cargo(&["test", "--release", "-p", "gmm-core", "--test", "large_n"])?;
     run_in(
         &root,
         "cargo",
