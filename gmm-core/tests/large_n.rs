@@ -4,6 +4,8 @@
 //! The points are generated on the fly (a `Points` source that replays a
 //! seeded stream), so memory stays O(K) for the fit and the f64 check.
 
+#![allow(clippy::needless_range_loop)] // index loops mirror the formulas
+
 mod common;
 
 use gmm_core::{ExpMode, FitConfig, Gmm, Point, Points};

@@ -1,6 +1,8 @@
 //! Per-point weights mean multiplicities; every bad input is an error
 //! value, never a panic.
 
+#![allow(clippy::needless_range_loop)] // index loops mirror the formulas
+
 mod common;
 
 use common::*;

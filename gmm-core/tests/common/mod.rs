@@ -1,5 +1,6 @@
 //! The seed notebook's mixture and helpers shared by the integration tests.
 #![allow(dead_code)]
+#![allow(clippy::needless_range_loop)] // index loops mirror the formulas
 
 use gmm_core::{Gmm, Point, SymMat2};
 use rand_xoshiro::Xoshiro128PlusPlus;
