@@ -1,0 +1,431 @@
+//! Collect points, fit them with gmm-core for k = 1..=K_MAX, pick k by
+//! BIC, time a few refits per E-step exponential, and stream everything
+//! over RTT as defmt messages that `gmm rtt --check` decodes and checks
+//! bit for bit against the host.
+//!
+//! Every f32 is logged twice: as `{=f32}` to read, and as its bits
+//! (`{=u32:#010x}`) so the host recovers the exact value.
+//!
+//! Costs: SysTick counts the fit (under QEMU `-icount shift=0` one tick is
+//! 40 instructions; on the board one tick is one core clock), and the
+//! stack is painted before each fit and scanned after it.
+#![no_std]
+#![no_main]
+
+use core::sync::atomic::{AtomicU32, Ordering};
+use cortex_m::peripheral::SYST;
+use cortex_m::peripheral::syst::SystClkSource;
+use cortex_m_rt::{ExceptionFrame, entry, exception};
+use defmt_rtt as _;
+use firmware_example as fw;
+use gmm_core::{ExpMode, Point};
+use panic_probe as _;
+
+#[cfg(feature = "qemu")]
+const BOARD: &str = "qemu mps2-an386";
+#[cfg(not(feature = "qemu"))]
+const BOARD: &str = "NUCLEO-F411RE";
+
+#[entry]
+fn main() -> ! {
+    let stack_top = stack::top();
+    stack::paint();
+    let mut low_water = stack_top;
+    let Some(mut cp) = cortex_m::Peripherals::take() else {
+        defmt::error!("peripherals already taken");
+        exit(false);
+    };
+    ticks::start(&mut cp.SYST);
+    defmt::info!("gmm firmware-example on {=str}", BOARD);
+    defmt::info!(
+        "plan data_seed={=u64} n={=u32} k_max={=u32} capacity={=u32}",
+        fw::DATA_SEED,
+        fw::N_POINTS as u32,
+        fw::K_MAX as u32,
+        fw::K_CAPACITY as u32
+    );
+
+    let Some(points) =
+        cortex_m::singleton!(: heapless::Vec<Point, { fw::N_POINTS }> = heapless::Vec::new())
+    else {
+        exit(false);
+    };
+    let Ok(mut source) = fw::MixtureSource::seed_mixture(fw::DATA_SEED) else {
+        defmt::error!("the seed mixture is invalid");
+        exit(false);
+    };
+    let t0 = ticks::now();
+    // The mixture source cannot fail (its error type is Infallible).
+    let _ = fw::collect(&mut source, points);
+    let t1 = ticks::now();
+    defmt::info!(
+        "data n={=u32} checksum={=u32:#010x} ticks={=u64}",
+        points.len() as u32,
+        fw::checksum(points),
+        t1 - t0
+    );
+
+    #[cfg(not(feature = "no-fit"))]
+    let ok = fits::run(points, &mut low_water);
+    #[cfg(feature = "no-fit")]
+    let ok = true;
+
+    low_water = low_water.min(stack::low_water());
+    defmt::info!(
+        "stack peak={=u32} of ram_stack={=u32}",
+        (stack_top - low_water) as u32,
+        (stack_top - stack::bottom()) as u32
+    );
+    defmt::info!("done ok={=bool}", ok);
+    exit(ok);
+}
+
+#[cfg(not(feature = "no-fit"))]
+mod fits {
+    use super::{stack, ticks};
+    use firmware_example as fw;
+    use gmm_core::{Fit, FitConfig, Gmm, GmmError, Point, SymMat2, Trace};
+
+    type Model = Gmm<{ fw::K_CAPACITY }>;
+
+    /// Mean log-likelihoods of every iteration of the fit being run, kept
+    /// in RAM and logged after the fit so that logging is not timed.
+    struct Recorder {
+        entries: heapless::Vec<(u32, u32, f32), { 3 * 101 }>,
+        dropped: u32,
+    }
+
+    impl Trace for Recorder {
+        fn record(&mut self, restart: u32, iteration: u32, mll: f32, _weights: &[f32]) {
+            if self.entries.push((restart, iteration, mll)).is_err() {
+                self.dropped += 1;
+            }
+        }
+    }
+
+    /// Runs every fit; false when any failed unexpectedly.
+    pub fn run(points: &heapless::Vec<Point, { fw::N_POINTS }>, low_water: &mut usize) -> bool {
+        let Some(rec) = cortex_m::singleton!(: Recorder = Recorder {
+            entries: heapless::Vec::new(),
+            dropped: 0,
+        }) else {
+            return false;
+        };
+        let base = FitConfig::new(1)
+            .with_n_init(fw::N_INIT)
+            .with_seed(fw::FIT_SEED);
+        let mut id = 0u32;
+        let mut ok = true;
+
+        // Model selection: k = 1..=K_MAX, lowest BIC wins (as select_k).
+        let mut best: Option<(f32, u32, usize)> = None;
+        for k in 1..=fw::K_MAX {
+            let config = base.with_k(k);
+            log_config(id, &config, fw::WARM_NONE);
+            rec.entries.clear();
+            rec.dropped = 0;
+            let result = measure(id, low_water, || Model::fit_traced(points, &config, rec));
+            log_trace(id, rec);
+            match result {
+                Ok(fit) => {
+                    let bic = fit.report.bic();
+                    log_fit(id, &fit, bic);
+                    if best.is_none_or(|(b, _, _)| bic < b) {
+                        best = Some((bic, id, k));
+                    }
+                }
+                Err(e) => {
+                    log_error(id, k, e);
+                    if matches!(e, GmmError::TooFewPoints { .. }) {
+                        break;
+                    }
+                }
+            }
+            id += 1;
+        }
+        match best {
+            Some((bic, fit, k)) => defmt::info!(
+                "select best_k={=u32} fit={=u32} bic={=f32} {=u32:#010x}",
+                k as u32,
+                fit,
+                bic,
+                bic.to_bits()
+            ),
+            None => {
+                defmt::error!("select: no k could be fitted");
+                ok = false;
+            }
+        }
+
+        // Cost per EM iteration: refits from the generating mixture with
+        // tol 0 for BENCH_ITERS_A and BENCH_ITERS_B iterations, untraced.
+        let covs = fw::SEED_COVARIANCES.map(|[xx, xy, yy]| SymMat2::new(xx, xy, yy));
+        let Ok(start) = Model::new(&fw::SEED_WEIGHTS, &fw::SEED_MEANS, &covs) else {
+            return false;
+        };
+        for exp in super::EXPS {
+            let mut pair = [0u32; 2];
+            for (slot, iters) in pair.iter_mut().zip([fw::BENCH_ITERS_A, fw::BENCH_ITERS_B]) {
+                let config = FitConfig::new(start.k())
+                    .with_tol(0.0)
+                    .with_max_iter(iters)
+                    .with_exp(exp);
+                log_config(id, &config, fw::WARM_SEED_MIXTURE);
+                match measure(id, low_water, || start.refine(points, &config, &mut ())) {
+                    Ok(fit) => log_fit(id, &fit, fit.report.bic()),
+                    Err(e) => {
+                        log_error(id, start.k(), e);
+                        ok = false;
+                    }
+                }
+                *slot = id;
+                id += 1;
+            }
+            defmt::info!(
+                "bench exp={=u8} n={=u32} k={=u32} fit_a={=u32} fit_b={=u32}",
+                fw::exp_code(exp),
+                points.len() as u32,
+                start.k() as u32,
+                pair[0],
+                pair[1]
+            );
+        }
+        ok
+    }
+
+    /// Runs `f` between two SysTick reads on a freshly painted stack and
+    /// logs its cost.
+    fn measure<T>(id: u32, low_water: &mut usize, f: impl FnOnce() -> T) -> T {
+        *low_water = (*low_water).min(stack::low_water());
+        let sp = stack::pointer();
+        stack::paint();
+        let t0 = ticks::now();
+        let out = f();
+        let t1 = ticks::now();
+        let low = stack::low_water();
+        *low_water = (*low_water).min(low);
+        defmt::info!(
+            "cost fit={=u32} ticks={=u64} stack={=u32}",
+            id,
+            t1 - t0,
+            sp.saturating_sub(low) as u32
+        );
+        out
+    }
+
+    fn log_config(id: u32, c: &FitConfig, warm: i32) {
+        defmt::info!(
+            "fitcfg fit={=u32} k={=u32} n_init={=u32} seed={=u64} tol={=u32:#010x} max_iter={=u32} reg_covar={=u32:#010x} exp={=u8} warm={=i32}",
+            id,
+            c.k as u32,
+            c.n_init,
+            c.seed,
+            c.tol.to_bits(),
+            c.max_iter,
+            c.reg_covar.to_bits(),
+            fw::exp_code(c.exp),
+            warm
+        );
+    }
+
+    fn log_trace(id: u32, rec: &Recorder) {
+        for &(restart, iteration, mll) in &rec.entries {
+            defmt::info!(
+                "iter fit={=u32} restart={=u32} i={=u32} mll={=f32} {=u32:#010x}",
+                id,
+                restart,
+                iteration,
+                mll,
+                mll.to_bits()
+            );
+        }
+        if rec.dropped > 0 {
+            defmt::warn!("iter fit={=u32} dropped={=u32}", id, rec.dropped);
+        }
+    }
+
+    fn log_fit(id: u32, fit: &Fit<{ fw::K_CAPACITY }>, bic: f32) {
+        let r = &fit.report;
+        defmt::info!(
+            "fit fit={=u32} k={=u32} n_iter={=u32} converged={=bool} ll={=f32} {=u32:#010x} mll={=f32} {=u32:#010x} bic={=f32} {=u32:#010x} restart={=u32} failed={=u32} reseeded={=u32} floored={=u32}",
+            id,
+            r.k as u32,
+            r.n_iter,
+            r.converged,
+            r.log_likelihood,
+            r.log_likelihood.to_bits(),
+            r.mean_log_likelihood,
+            r.mean_log_likelihood.to_bits(),
+            bic,
+            bic.to_bits(),
+            r.restart,
+            r.failed_restarts,
+            r.guards.reseeded,
+            r.guards.floored
+        );
+        for (j, (&w, g)) in fit
+            .model
+            .weights()
+            .iter()
+            .zip(fit.model.components())
+            .enumerate()
+        {
+            let m = g.mean();
+            let c = g.covariance();
+            defmt::info!(
+                "comp fit={=u32} j={=u32} w={=f32} mean=({=f32}, {=f32}) cov=({=f32}, {=f32}, {=f32}) bits={=u32:#010x} {=u32:#010x} {=u32:#010x} {=u32:#010x} {=u32:#010x} {=u32:#010x}",
+                id,
+                j as u32,
+                w,
+                m[0],
+                m[1],
+                c.xx,
+                c.xy,
+                c.yy,
+                w.to_bits(),
+                m[0].to_bits(),
+                m[1].to_bits(),
+                c.xx.to_bits(),
+                c.xy.to_bits(),
+                c.yy.to_bits()
+            );
+        }
+    }
+
+    fn log_error(id: u32, k: usize, e: GmmError) {
+        let what = match e {
+            GmmError::TooFewPoints { .. } => "too few points",
+            GmmError::SingularCovariance { .. } => "singular covariance",
+            GmmError::Diverged => "diverged",
+            GmmError::InvalidConfig { reason } | GmmError::InvalidParameters { reason } => reason,
+            _ => "other error",
+        };
+        defmt::warn!(
+            "fiterr fit={=u32} k={=u32} error={=str}",
+            id,
+            k as u32,
+            what
+        );
+    }
+}
+
+#[cfg(feature = "micromath")]
+const EXPS: [ExpMode; 3] = [ExpMode::Libm, ExpMode::Fast, ExpMode::Micromath];
+#[cfg(not(feature = "micromath"))]
+const EXPS: [ExpMode; 2] = [ExpMode::Libm, ExpMode::Fast];
+
+/// A 64-bit tick counter from SysTick (24 bits) and a wrap count kept by
+/// its exception.
+mod ticks {
+    use super::{AtomicU32, Ordering, SYST, SystClkSource};
+
+    static WRAPS: AtomicU32 = AtomicU32::new(0);
+    const RELOAD: u32 = 0x00FF_FFFF;
+
+    pub fn start(syst: &mut SYST) {
+        syst.set_clock_source(SystClkSource::Core);
+        syst.set_reload(RELOAD);
+        syst.clear_current();
+        syst.enable_interrupt();
+        syst.enable_counter();
+    }
+
+    /// Ticks since `start`. Re-reads when a wrap happened in between.
+    pub fn now() -> u64 {
+        loop {
+            let before = WRAPS.load(Ordering::Acquire);
+            let value = SYST::get_current();
+            if WRAPS.load(Ordering::Acquire) == before {
+                return (u64::from(before) << 24) + u64::from(RELOAD - value);
+            }
+        }
+    }
+
+    pub fn on_wrap() {
+        WRAPS.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+#[exception]
+fn SysTick() {
+    ticks::on_wrap();
+}
+
+/// Stack painting between the end of static RAM (`_stack_end`, from
+/// cortex-m-rt's linker script) and the stack pointer.
+mod stack {
+    const PAINT: u32 = 0x5A5A_A5A5;
+
+    unsafe extern "C" {
+        static _stack_start: u32;
+        static _stack_end: u32;
+    }
+
+    /// Highest stack address (the initial stack pointer).
+    pub fn top() -> usize {
+        (&raw const _stack_start) as usize
+    }
+
+    /// Lowest address the stack may reach (end of .bss/.uninit).
+    pub fn bottom() -> usize {
+        (&raw const _stack_end) as usize
+    }
+
+    #[inline(always)]
+    pub fn pointer() -> usize {
+        cortex_m::register::msp::read() as usize
+    }
+
+    /// Fills the free stack below this function's own frame with PAINT.
+    #[inline(never)]
+    pub fn paint() {
+        // A margin below the current stack pointer for this leaf's own
+        // spills; nothing here calls another function.
+        let end = pointer().saturating_sub(32) & !3;
+        let mut p = bottom();
+        while p < end {
+            // SAFETY: [bottom, sp - 32) is RAM that no live frame or
+            // static uses: statics end at _stack_end and the stack grows
+            // down to at most this function's frame, which is above `end`.
+            unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
+            p += 4;
+        }
+    }
+
+    /// The lowest address written since the last paint.
+    pub fn low_water() -> usize {
+        let top = top();
+        let mut p = bottom();
+        // SAFETY: every address in [bottom, top) is RAM of the stack.
+        while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
+            p += 4;
+        }
+        p
+    }
+}
+
+/// Ends the run: flushes defmt (the host reads the rest while this spins),
+/// then exits QEMU through semihosting with 0 or 1, or stops at a
+/// breakpoint on the board (probe-rs ends there).
+fn exit(success: bool) -> ! {
+    defmt::flush();
+    #[cfg(feature = "qemu")]
+    {
+        use cortex_m_semihosting::debug;
+        debug::exit(if success {
+            debug::EXIT_SUCCESS
+        } else {
+            debug::EXIT_FAILURE
+        });
+    }
+    let _ = success;
+    loop {
+        cortex_m::asm::bkpt();
+    }
+}
+
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    defmt::error!("HardFault at pc={=u32:#010x}", frame.pc());
+    exit(false)
+}
