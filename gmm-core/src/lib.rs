@@ -14,8 +14,10 @@ mod init;
 mod mat2;
 mod mixture;
 mod points;
+mod quantile;
 mod sample;
 mod select;
+mod stream;
 mod trace;
 
 pub use config::{FitConfig, InitMethod};
@@ -29,7 +31,9 @@ pub use gaussian::Gaussian;
 pub use mat2::{Chol2, SymMat2};
 pub use mixture::{Gmm, aic, bic};
 pub use points::{Point, Points, Weighted};
+pub use quantile::P2Quantile;
 pub use select::{Criterion, Selection, SelectionRow, select_k};
+pub use stream::{StepSchedule, StreamConfig, StreamingGmm, Update, Warmup};
 pub use trace::{Trace, TraceEntry};
 
 /// The random-number traits the API takes (`rand_core`), re-exported so
