@@ -72,7 +72,13 @@ impl P2Quantile {
                 if a <= b {
                     break;
                 }
-                self.q.swap(i - 1, i);
+                // A swap by index would keep a bounds-check panic path.
+                if let Some(lo) = self.q.get_mut(i - 1) {
+                    *lo = b;
+                }
+                if let Some(hi) = self.q.get_mut(i) {
+                    *hi = a;
+                }
                 i -= 1;
             }
             self.count += 1;
