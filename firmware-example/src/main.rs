@@ -121,7 +121,7 @@ mod fits {
         let mut best: Option<(f32, u32, usize)> = None;
         for k in 1..=fw::K_MAX {
             let config = base.with_k(k);
-            log_config(id, &config, fw::WARM_NONE);
+            log_config(id, &config, fw::WARM_NONE, true);
             rec.entries.clear();
             rec.dropped = 0;
             let result = measure(id, low_water, || Model::fit_traced(points, &config, rec));
@@ -170,7 +170,7 @@ mod fits {
                     .with_tol(0.0)
                     .with_max_iter(iters)
                     .with_exp(exp);
-                log_config(id, &config, fw::WARM_SEED_MIXTURE);
+                log_config(id, &config, fw::WARM_SEED_MIXTURE, false);
                 match measure(id, low_water, || start.refine(points, &config, &mut ())) {
                     Ok(fit) => log_fit(id, &fit, fit.report.bic()),
                     Err(e) => {
@@ -213,9 +213,9 @@ mod fits {
         out
     }
 
-    fn log_config(id: u32, c: &FitConfig, warm: i32) {
+    fn log_config(id: u32, c: &FitConfig, warm: i32, traced: bool) {
         defmt::info!(
-            "fitcfg fit={=u32} k={=u32} n_init={=u32} seed={=u64} tol={=u32:#010x} max_iter={=u32} reg_covar={=u32:#010x} exp={=u8} warm={=i32}",
+            "fitcfg fit={=u32} k={=u32} n_init={=u32} seed={=u64} tol={=u32:#010x} max_iter={=u32} reg_covar={=u32:#010x} exp={=u8} warm={=i32} trace={=bool}",
             id,
             c.k as u32,
             c.n_init,
@@ -224,7 +224,8 @@ mod fits {
             c.max_iter,
             c.reg_covar.to_bits(),
             fw::exp_code(c.exp),
-            warm
+            warm,
+            traced
         );
     }
 
