@@ -2,5 +2,10 @@
 //! independent f64 reference EM, plots, and the RTT reader for the firmware.
 #![deny(missing_docs)]
 
+pub mod cli;
+pub mod data;
+pub mod demo;
+pub mod engine;
+pub mod plot;
 pub mod reference;
 pub mod rtt;

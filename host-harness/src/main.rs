@@ -1,4 +1,5 @@
+//! The `gmm` command line; everything lives in `host_harness::cli`.
+
 fn main() {
-    eprintln!("gmm: not implemented yet");
-    std::process::exit(2);
+    std::process::exit(host_harness::cli::main());
 }

@@ -1,0 +1,374 @@
+//! Reading and writing the files of the command line: point tables (CSV)
+//! and mixtures (JSON), with errors that name the file and the line.
+
+use crate::reference::Mixture64;
+use std::fmt;
+use std::path::Path;
+
+/// An error of the command line: one line of text and the process exit
+/// code (2 for bad input or usage, 1 for a run that failed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CliError {
+    /// Exit code.
+    pub code: i32,
+    /// The message, one line.
+    pub message: String,
+}
+
+impl CliError {
+    /// Bad input or usage: exit code 2.
+    pub fn input(message: impl Into<String>) -> Self {
+        Self {
+            code: 2,
+            message: one_line(message.into()),
+        }
+    }
+
+    /// A run that could not complete or a check that failed: exit code 1.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self {
+            code: 1,
+            message: one_line(message.into()),
+        }
+    }
+}
+
+fn one_line(s: String) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// The largest coordinate accepted, the core's limit (`gmm_core::MAX_ABS_COORDINATE`).
+const MAX_ABS: f64 = 1e12;
+
+/// A table of points read from a CSV file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    /// The file it came from, for messages.
+    pub path: String,
+    /// The points.
+    pub points: Vec<[f64; 2]>,
+    /// Per-point weights, from `--weights-column`.
+    pub weights: Option<Vec<f64>>,
+    /// Per-point true labels, from a `label` column when there is one.
+    pub labels: Option<Vec<usize>>,
+    /// The file line of each point (1-based, the header is line 1).
+    pub lines: Vec<u64>,
+}
+
+impl Dataset {
+    /// The points as f32, as the core takes them.
+    #[must_use]
+    pub fn points_f32(&self) -> Vec<[f32; 2]> {
+        self.points
+            .iter()
+            .map(|p| [p[0] as f32, p[1] as f32])
+            .collect()
+    }
+
+    /// The weights as f32.
+    #[must_use]
+    pub fn weights_f32(&self) -> Option<Vec<f32>> {
+        self.weights
+            .as_ref()
+            .map(|w| w.iter().map(|&v| v as f32).collect())
+    }
+
+    /// The file line of point `index`.
+    #[must_use]
+    pub fn line_of(&self, index: usize) -> u64 {
+        self.lines.get(index).copied().unwrap_or(0)
+    }
+
+    /// Number of points with a positive weight.
+    #[must_use]
+    pub fn n_positive(&self) -> usize {
+        match &self.weights {
+            Some(w) => w.iter().filter(|&&v| v > 0.0).count(),
+            None => self.points.len(),
+        }
+    }
+
+    /// Sum of the weights (the number of points when unweighted).
+    #[must_use]
+    pub fn total_weight(&self) -> f64 {
+        match &self.weights {
+            Some(w) => w.iter().sum(),
+            None => self.points.len() as f64,
+        }
+    }
+}
+
+fn parse_number(path: &str, line: u64, column: &str, text: &str) -> Result<f64, CliError> {
+    let v: f64 = text.trim().parse().map_err(|_| {
+        CliError::input(format!(
+            "{path}:{line}: field `{column}` = {text:?} is not a number"
+        ))
+    })?;
+    if !v.is_finite() {
+        return Err(CliError::input(format!(
+            "{path}:{line}: field `{column}` = {text:?} is not finite"
+        )));
+    }
+    Ok(v)
+}
+
+/// Reads points from a CSV file with a header line.
+///
+/// The coordinates are the columns named `x` and `y` (else the first two
+/// columns); a column named `label` (non-negative integers) gives true
+/// labels; `weights_column` names a column of non-negative weights.
+///
+/// # Errors
+/// A [`CliError::input`] naming the file and line for an unreadable or
+/// empty file, a missing header or column, a row with the wrong number of
+/// fields, a field that is not a finite number, a coordinate beyond 1e12
+/// in magnitude, a negative weight, or no data rows.
+pub fn read_points(path: &Path, weights_column: Option<&str>) -> Result<Dataset, CliError> {
+    let name = path.display().to_string();
+    let text = std::fs::read(path).map_err(|e| CliError::input(format!("{name}: {e}")))?;
+    parse_points(&name, &text, weights_column)
+}
+
+/// [`read_points`] on bytes already read; `name` is used in messages.
+///
+/// # Errors
+/// As [`read_points`].
+pub fn parse_points(
+    name: &str,
+    text: &[u8],
+    weights_column: Option<&str>,
+) -> Result<Dataset, CliError> {
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return Err(CliError::input(format!(
+            "{name}: the file is empty (expected a header line such as `x,y`)"
+        )));
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .trim(csv::Trim::All)
+        .from_reader(text);
+    let csv_error = |e: csv::Error| -> CliError {
+        let line = e.position().map_or(0, csv::Position::line);
+        match e.kind() {
+            csv::ErrorKind::UnequalLengths {
+                expected_len, len, ..
+            } => CliError::input(format!(
+                "{name}:{line}: expected {expected_len} fields like the header, found {len}"
+            )),
+            csv::ErrorKind::Utf8 { .. } => {
+                CliError::input(format!("{name}:{line}: the line is not valid UTF-8"))
+            }
+            _ => CliError::input(format!("{name}:{line}: {e}")),
+        }
+    };
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(csv_error)?
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    if header.len() < 2 {
+        return Err(CliError::input(format!(
+            "{name}:1: the header has {} column(s); at least two (x,y) are needed",
+            header.len()
+        )));
+    }
+    if header.iter().any(|h| h.parse::<f64>().is_ok()) {
+        return Err(CliError::input(format!(
+            "{name}:1: expected a header line such as `x,y`, found numbers"
+        )));
+    }
+    let find = |c: &str| header.iter().position(|h| h == c);
+    let ix = find("x").unwrap_or(0);
+    let iy = find("y").unwrap_or(1);
+    let il = find("label");
+    let iw = match weights_column {
+        Some(w) => Some(find(&w.to_ascii_lowercase()).ok_or_else(|| {
+            CliError::input(format!(
+                "{name}:1: no column named `{w}` for the weights (columns: {})",
+                header.join(", ")
+            ))
+        })?),
+        None => None,
+    };
+    let mut data = Dataset {
+        path: name.to_string(),
+        points: Vec::new(),
+        weights: iw.map(|_| Vec::new()),
+        labels: il.map(|_| Vec::new()),
+        lines: Vec::new(),
+    };
+    for record in reader.records() {
+        let record = record.map_err(csv_error)?;
+        let line = record.position().map_or(0, csv::Position::line);
+        let field = |i: usize| record.get(i).unwrap_or("");
+        let column = |i: usize| header.get(i).map_or("?", String::as_str);
+        let x = parse_number(name, line, column(ix), field(ix))?;
+        let y = parse_number(name, line, column(iy), field(iy))?;
+        for (v, i) in [(x, ix), (y, iy)] {
+            if v.abs() > MAX_ABS {
+                return Err(CliError::input(format!(
+                    "{name}:{line}: field `{}` = {v:e} is larger in magnitude than {MAX_ABS:e}",
+                    column(i)
+                )));
+            }
+        }
+        if let (Some(i), Some(ws)) = (iw, data.weights.as_mut()) {
+            let w = parse_number(name, line, column(i), field(i))?;
+            if !(0.0..=MAX_ABS).contains(&w) {
+                return Err(CliError::input(format!(
+                    "{name}:{line}: weight `{}` = {w} is not in [0, 1e12]",
+                    column(i)
+                )));
+            }
+            ws.push(w);
+        }
+        if let (Some(i), Some(ls)) = (il, data.labels.as_mut()) {
+            let l: usize = field(i).parse().map_err(|_| {
+                CliError::input(format!(
+                    "{name}:{line}: field `label` = {:?} is not a non-negative integer",
+                    field(i)
+                ))
+            })?;
+            ls.push(l);
+        }
+        data.points.push([x, y]);
+        data.lines.push(line);
+    }
+    if data.points.is_empty() {
+        return Err(CliError::input(format!(
+            "{name}: no data rows after the header"
+        )));
+    }
+    Ok(data)
+}
+
+/// Reads a mixture (`init.json`, `mixture.json`, or a `gmm fit --json`
+/// output) and validates it.
+///
+/// # Errors
+/// A [`CliError::input`] naming the file, and the line and column for
+/// malformed JSON or the field for invalid parameters.
+pub fn read_mixture(path: &Path) -> Result<Mixture64, CliError> {
+    let name = path.display().to_string();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| CliError::input(format!("{name}: {e}")))?;
+    parse_mixture(&name, &text)
+}
+
+/// [`read_mixture`] on text already read; `name` is used in messages.
+///
+/// # Errors
+/// As [`read_mixture`].
+pub fn parse_mixture(name: &str, text: &str) -> Result<Mixture64, CliError> {
+    let m: Mixture64 = serde_json::from_str(text).map_err(|e| {
+        CliError::input(format!(
+            "{name}:{}:{}: {}",
+            e.line(),
+            e.column(),
+            strip_position(&e.to_string())
+        ))
+    })?;
+    m.validate()
+        .map_err(|e| CliError::input(format!("{name}: {e}")))?;
+    Ok(m)
+}
+
+/// serde_json's message without its trailing " at line L column C".
+fn strip_position(s: &str) -> &str {
+    s.rfind(" at line ").map_or(s, |i| &s[..i])
+}
+
+/// Writes `text` to `path`, or to stdout when `path` is `None` or `-`.
+///
+/// # Errors
+/// A [`CliError::input`] naming the file when it cannot be written.
+pub fn write_output(path: Option<&Path>, text: &str) -> Result<(), CliError> {
+    match path {
+        Some(p) if p != Path::new("-") => std::fs::write(p, text)
+            .map_err(|e| CliError::input(format!("{}: cannot write: {e}", p.display()))),
+        _ => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(|e| CliError::failed(format!("stdout: {e}")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse_points("d.csv", text.as_bytes(), None)
+            .unwrap_err()
+            .message
+    }
+
+    #[test]
+    fn reads_columns_by_name_and_labels() {
+        let d = parse_points("d.csv", b"label,y,x\n2,1.5,-3\n0,0,1e3\n", None).unwrap();
+        assert_eq!(d.points, vec![[-3.0, 1.5], [1000.0, 0.0]]);
+        assert_eq!(d.labels, Some(vec![2, 0]));
+        assert_eq!(d.lines, vec![2, 3]);
+    }
+
+    #[test]
+    fn bad_tables_name_file_and_line() {
+        assert!(err("").contains("d.csv: the file is empty"));
+        assert!(err("x,y\n").contains("no data rows"));
+        assert!(err("x,y\n1,2\n3\n").starts_with("d.csv:3: expected 2 fields"));
+        assert!(
+            err("x,y\n1,2\n3,abc\n").starts_with("d.csv:3: field `y` = \"abc\" is not a number")
+        );
+        assert!(err("x,y\nnan,2\n").contains("is not finite"));
+        assert!(err("x,y\n1,inf\n").contains("is not finite"));
+        assert!(err("x,y\n1,2e13\n").contains("larger in magnitude"));
+        assert!(err("1,2\n3,4\n").contains("expected a header"));
+        assert!(err("x\n1\n").contains("at least two"));
+    }
+
+    #[test]
+    fn weights_column() {
+        let d = parse_points("d.csv", b"x,y,w\n1,2,0.5\n3,4,2\n", Some("w")).unwrap();
+        assert_eq!(d.weights, Some(vec![0.5, 2.0]));
+        assert_eq!(d.total_weight(), 2.5);
+        let e = parse_points("d.csv", b"x,y,w\n1,2,-1\n", Some("w")).unwrap_err();
+        assert!(e.message.starts_with("d.csv:2: weight"), "{}", e.message);
+        let e = parse_points("d.csv", b"x,y\n1,2\n", Some("w")).unwrap_err();
+        assert!(e.message.contains("no column named `w`"));
+    }
+
+    #[test]
+    fn mixtures() {
+        let ok = r#"{"weights":[1],"means":[[0,0]],"covariances":[[[1,0],[0,1]]],"extra":3}"#;
+        assert_eq!(parse_mixture("m.json", ok).unwrap().k(), 1);
+        let e = parse_mixture("m.json", "{\"weights\": [1,\n oops").unwrap_err();
+        assert!(e.message.starts_with("m.json:2:"), "{}", e.message);
+        let e = parse_mixture(
+            "m.json",
+            r#"{"weights":[1],"means":[[0,0]],"covariances":[[[1,2],[2,1]]]}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("covariances[0] is not positive definite")
+        );
+        let e = parse_mixture("m.json", r#"{"weights":[1],"means":[[0,0]]}"#).unwrap_err();
+        assert!(
+            e.message.contains("missing field `covariances`"),
+            "{}",
+            e.message
+        );
+    }
+}
