@@ -43,6 +43,11 @@ impl Rand {
         &mut self.0
     }
 
+    /// 64 random bits.
+    pub fn u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+
     /// Uniform in `[0, 1)` with 53 random bits.
     pub fn uniform(&mut self) -> f64 {
         (self.0.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
