@@ -116,6 +116,11 @@ mod fits {
             .with_seed(fw::FIT_SEED);
         let mut id = 0u32;
         let mut ok = true;
+        defmt::info!(
+            "size model_bytes={=u32} fit_bytes={=u32}",
+            core::mem::size_of::<Model>() as u32,
+            core::mem::size_of::<Fit<{ fw::K_CAPACITY }>>() as u32
+        );
 
         // Model selection: k = 1..=K_MAX, lowest BIC wins (as select_k).
         let mut best: Option<(f32, u32, usize)> = None;

@@ -7,6 +7,9 @@
 //! - `bench-compare`: the core side by side with scikit-learn and linfa.
 //! - `fuzz`: a bounded fuzz run.
 
+mod qemu;
+mod size;
+
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -22,8 +25,8 @@ fn main() -> ExitCode {
     let rest = &args[1..];
     let result = match task.as_str() {
         "ci" => ci(),
-        "qemu" => not_yet("qemu", "the firmware example (issue 4)"),
-        "size" => not_yet("size", "the firmware example (issue 4)"),
+        "qemu" => qemu::qemu(),
+        "size" => size::size(),
         "bench-compare" => not_yet("bench-compare", "the benchmarks (issue 6)"),
         "fuzz" => not_yet("fuzz", "the fuzz targets (issue 5)"),
         "help" | "-h" | "--help" => {
@@ -126,6 +129,9 @@ fn ci() -> Result<(), String> {
         "-D",
         "warnings",
     ])?;
+    // The firmware example: its checks, then QEMU with the RTT stream
+    // checked bit for bit against the host.
+    qemu::ci()?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }

@@ -93,6 +93,8 @@ pub struct Run {
     pub benches: Vec<Bench>,
     /// (peak stack bytes, stack region bytes).
     pub stack: Option<(u64, u64)>,
+    /// (bytes of the model type, bytes of the fit result type).
+    pub sizes: Option<(u64, u64)>,
     /// The `done ok=` flag.
     pub done: Option<bool>,
     /// Lines that did not parse (a format mismatch between the firmware
@@ -256,9 +258,10 @@ impl Run {
             }),
             ("stack", [peak, total]) => self.stack = Some((int(peak)?, int(total)?)),
             ("done", [ok]) => self.done = Some(boolean(ok)?),
+            ("size", [model, fit]) => self.sizes = Some((int(model)?, int(fit)?)),
             (
                 "plan" | "data" | "fitcfg" | "iter" | "fit" | "comp" | "cost" | "fiterr" | "select"
-                | "bench" | "stack" | "done",
+                | "bench" | "stack" | "done" | "size",
                 _,
             ) => {
                 return Err(format!("unexpected number of parameters ({})", p.len()));

@@ -186,6 +186,10 @@ fn summary(run: &log::Run) {
     if let Some(s) = select_stack {
         println!("metric traced_fit_stack_bytes {s}");
     }
+    if let Some((model, fit)) = run.sizes {
+        println!("metric model_bytes {model}");
+        println!("metric fit_result_bytes {fit}");
+    }
     if let Some((peak, total)) = run.stack {
         println!("metric peak_stack_bytes {peak}");
         println!("metric stack_region_bytes {total}");
