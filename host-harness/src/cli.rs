@@ -339,7 +339,27 @@ impl Progress {
 /// Parses the arguments and runs; returns the exit code.
 #[must_use]
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+                || matches!(
+                    e.kind(),
+                    ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                )
+            {
+                let _ = e.print();
+                return if e.use_stderr() { 2 } else { 0 };
+            }
+            // One line, like every other error of the command line.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("gmm: error: {first} (see --help)");
+            return 2;
+        }
+    };
     let result = match &cli.command {
         Command::Sample(a) => sample(a),
         Command::Fit(a) => fit(a, cli.quiet),

@@ -467,10 +467,16 @@ fn m_step(
         let mut s = [[0.0; D]; D];
         for ((x, &w), lr) in data.points.iter().zip(&data.weights).zip(log_resp) {
             let r = w * lr[j].exp();
+            // The upper triangle, mirrored below, so S is exactly symmetric.
             for a in 0..D {
-                for b in 0..D {
+                for b in a..D {
                     s[a][b] += r * (x[a] - mu[a]) * (x[b] - mu[b]);
                 }
+            }
+        }
+        for a in 0..D {
+            for b in 0..a {
+                s[a][b] = s[b][a];
             }
         }
         for (a, row) in s.iter_mut().enumerate() {

@@ -1,0 +1,757 @@
+//! End-to-end tests of the `gmm` binary: every command, and every kind of
+//! bad input (one-line error naming the file, exit code 2, no panic).
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+fn gmm() -> Command {
+    assert_cmd::cargo::cargo_bin_cmd!("gmm")
+}
+
+fn write(dir: &TempDir, name: &str, text: &str) -> PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// 900 points of the seed mixture (seed 0) in `dir/data.csv`.
+fn seed_data(dir: &TempDir) -> PathBuf {
+    let p = dir.path().join("data.csv");
+    gmm()
+        .args(["sample", "--n", "900", "--seed", "0", "--out"])
+        .arg(&p)
+        .assert()
+        .success();
+    p
+}
+
+fn json(out: &[u8]) -> Value {
+    serde_json::from_slice(out)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// Runs `gmm args` and checks the bad-input contract: exit code 2, exactly
+/// one line on stderr containing `expect`, nothing about a panic, no NaN.
+fn bad(args: &[&str], expect: &str) {
+    let out = gmm().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: stderr {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(expect),
+        "{args:?}: {stderr:?} lacks {expect:?}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stdout.to_lowercase().contains("nan"), "{stdout}");
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn sample_is_seeded_and_has_labels() {
+    let dir = TempDir::new().unwrap();
+    let a = gmm()
+        .args(["sample", "--n", "50", "--seed", "7"])
+        .output()
+        .unwrap();
+    let b = gmm()
+        .args(["sample", "--n", "50", "--seed", "7"])
+        .output()
+        .unwrap();
+    let c = gmm()
+        .args(["sample", "--n", "50", "--seed", "8"])
+        .output()
+        .unwrap();
+    assert_eq!(a.stdout, b.stdout);
+    assert_ne!(a.stdout, c.stdout);
+    let text = String::from_utf8(a.stdout).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("x,y,label"));
+    assert_eq!(lines.clone().count(), 50);
+    for l in lines {
+        let v: Vec<&str> = l.split(',').collect();
+        assert_eq!(v.len(), 3);
+        assert!(v[0].parse::<f32>().unwrap().is_finite());
+        assert!(v[2].parse::<usize>().unwrap() < 3);
+    }
+    // A spec with one component: every label is 0, mean near (10, -10).
+    let spec = write(
+        &dir,
+        "spec.json",
+        r#"{"weights":[1],"means":[[10,-10]],"covariances":[[[0.01,0],[0,0.01]]]}"#,
+    );
+    let out = dir.path().join("one.csv");
+    gmm()
+        .args(["sample", "--n", "200", "--spec", s(&spec), "--out", s(&out)])
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let rows: Vec<Vec<f64>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 200);
+    // sd 0.1 per coordinate: every point within 6 sd of the mean.
+    for r in rows {
+        assert!((r[0] - 10.0).abs() < 0.6 && (r[1] + 10.0).abs() < 0.6 && r[2] == 0.0);
+    }
+}
+
+const KEYS: [&str; 13] = [
+    "k",
+    "n",
+    "weights",
+    "means",
+    "covariances",
+    "log_likelihood",
+    "mean_log_likelihood",
+    "n_iter",
+    "converged",
+    "bic",
+    "aic",
+    "engine",
+    "fit_seconds",
+];
+
+#[test]
+fn fit_json_has_exactly_the_keys_and_finds_the_seed_mixture() {
+    let dir = TempDir::new().unwrap();
+    let data = seed_data(&dir);
+    for engine in ["core", "reference"] {
+        let out = gmm()
+            .args(["fit", s(&data), "--k", "3", "--json", "--engine", engine])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout.clone()).unwrap();
+        assert_eq!(
+            text.trim_end().lines().count(),
+            1,
+            "one JSON object: {text}"
+        );
+        let v = json(&out.stdout);
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut want = KEYS.to_vec();
+        want.sort_unstable();
+        assert_eq!(keys, want);
+        assert_eq!(v["k"], 3);
+        assert_eq!(v["n"], 900);
+        assert_eq!(v["engine"], engine);
+        assert_eq!(v["converged"], true);
+        assert!(f(&v["fit_seconds"]) >= 0.0);
+        let ll = f(&v["log_likelihood"]);
+        assert!((f(&v["mean_log_likelihood"]) - ll / 900.0).abs() < 1e-4);
+        // BIC and AIC from their formulas (6k - 1 = 17 parameters).
+        assert!((f(&v["bic"]) - (-2.0 * ll + 17.0 * 900f64.ln())).abs() < 1e-2);
+        assert!((f(&v["aic"]) - (-2.0 * ll + 34.0)).abs() < 1e-2);
+        // Each true mean has a fitted mean within 0.3: with >= 180 points
+        // per component and unit variances, the standard error of a mean
+        // coordinate is <= 0.075, so 0.3 is 4 standard errors.
+        for t in [[-4.0, 0.0], [0.0, 4.0], [4.0, 0.0]] {
+            let near = v["means"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| (f(&m[0]) - t[0]).abs() < 0.3 && (f(&m[1]) - t[1]).abs() < 0.3);
+            assert!(near, "{engine}: no mean near {t:?}: {}", v["means"]);
+        }
+        let c = &v["covariances"][0];
+        assert_eq!(f(&c[0][1]), f(&c[1][0]), "full symmetric 2x2");
+    }
+}
+
+#[test]
+fn fit_table_is_readable() {
+    let dir = TempDir::new().unwrap();
+    let data = seed_data(&dir);
+    gmm()
+        .args(["fit", s(&data), "--k", "3", "--n-init", "2", "--seed", "5"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("converged after"))
+        .stdout(predicate::str::contains("BIC"))
+        .stdout(predicate::str::contains("component"));
+}
+
+#[test]
+fn reference_k1_is_the_closed_form() {
+    // Points (0,0), (2,0), (0,2), (2,2), (1,1): mean (1, 1), biased
+    // covariance diag(0.8, 0.8); with reg_covar 0.25 the covariance is
+    // diag(1.05, 1.05), and ln L = -5 ln 2pi - 5 ln 1.05 - 8 / 2.1.
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "d.csv", "x,y\n0,0\n2,0\n0,2\n2,2\n1,1\n");
+    for engine in ["reference", "core"] {
+        let out = gmm()
+            .args(["fit", s(&data), "--k", "1", "--reg-covar", "0.25", "--json"])
+            .args(["--engine", engine])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let v = json(&out.stdout);
+        // f64 agrees to rounding; the f32 core to 1e-6 (a few f32 ulps).
+        let tol = if engine == "reference" { 1e-12 } else { 1e-6 };
+        assert!((f(&v["means"][0][0]) - 1.0).abs() < tol);
+        assert!((f(&v["means"][0][1]) - 1.0).abs() < tol);
+        let c = &v["covariances"][0];
+        assert!((f(&c[0][0]) - 1.05).abs() < tol && (f(&c[1][1]) - 1.05).abs() < tol);
+        assert!(f(&c[0][1]).abs() < tol);
+        let ll = -5.0 * (2.0 * std::f64::consts::PI).ln() - 5.0 * 1.05f64.ln() - 8.0 / 2.1;
+        assert!(
+            (f(&v["log_likelihood"]) - ll).abs() < tol * 20.0,
+            "{engine}: {v}"
+        );
+        assert_eq!(v["weights"][0], 1.0);
+    }
+}
+
+#[test]
+fn reference_two_clusters_by_hand() {
+    // Pairs (-10, 0), (-10, 2) and (10, 0), (10, 2), started on the right
+    // centres: responsibilities are 0/1 to exp(-100), so the fit is each
+    // pair's mean (+-10, 1) and biased covariance diag(0, 1) + 0.01,
+    // weights 1/2, and ln L = 4 (ln 1/2 - ln 2pi - ln(0.01 * 1.01) / 2 - 1 / (2 * 1.01)).
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "d.csv", "x,y\n-10,0\n-10,2\n10,0\n10,2\n");
+    let init = write(
+        &dir,
+        "init.json",
+        r#"{"weights":[0.5,0.5],"means":[[-10,1],[10,1]],"covariances":[[[1,0],[0,1]],[[1,0],[0,1]]]}"#,
+    );
+    let out = gmm()
+        .args(["fit", s(&data), "--init", s(&init), "--reg-covar", "0.01"])
+        .args(["--engine", "reference", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v = json(&out.stdout);
+    for (j, x) in [-10.0, 10.0].into_iter().enumerate() {
+        assert!((f(&v["weights"][j]) - 0.5).abs() < 1e-12);
+        assert!((f(&v["means"][j][0]) - x).abs() < 1e-12);
+        assert!((f(&v["means"][j][1]) - 1.0).abs() < 1e-12);
+        let c = &v["covariances"][j];
+        assert!((f(&c[0][0]) - 0.01).abs() < 1e-12 && (f(&c[1][1]) - 1.01).abs() < 1e-12);
+    }
+    let ln2pi = (2.0 * std::f64::consts::PI).ln();
+    let ll = 4.0 * (0.5f64.ln() - ln2pi - 0.5 * (0.01f64 * 1.01).ln() - 0.5 / 1.01);
+    assert!((f(&v["log_likelihood"]) - ll).abs() < 1e-9);
+}
+
+#[test]
+fn compare_core_and_reference_on_the_seed_data() {
+    let dir = TempDir::new().unwrap();
+    let data = seed_data(&dir);
+    let out = gmm()
+        .args(["compare", s(&data), "--k", "3", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out.stdout);
+    assert_eq!(v["ok"], true);
+    // Measured: ~2e-7 on these data; 1e-4 is the bound we hold the f32
+    // core to here (f32 epsilon 1.2e-7, tens of iterations).
+    for d in v["diffs"].as_array().unwrap() {
+        assert!(f(&d["max_abs"]) < 1e-4, "{d}");
+    }
+    // The table form, and failure above a zero tolerance.
+    gmm()
+        .args([
+            "compare",
+            s(&data),
+            "--k",
+            "3",
+            "--init-method",
+            "standard-normal",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("max abs diff"));
+    gmm()
+        .args([
+            "compare",
+            s(&data),
+            "--k",
+            "3",
+            "--atol",
+            "0",
+            "--rtol",
+            "0",
+        ])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("EXCEEDED"))
+        .stderr(predicate::str::contains("differ by more than"));
+}
+
+#[test]
+fn json_round_trip_fit_output_is_an_init_and_a_model() {
+    let dir = TempDir::new().unwrap();
+    let data = seed_data(&dir);
+    let out = gmm()
+        .args(["fit", s(&data), "--k", "3", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let model = write(
+        &dir,
+        "model.json",
+        std::str::from_utf8(&out.stdout).unwrap(),
+    );
+    let first = json(&out.stdout);
+    // As an init with max_iter 0: the same parameters and log-likelihood.
+    let again = gmm()
+        .args([
+            "fit",
+            s(&data),
+            "--init",
+            s(&model),
+            "--max-iter",
+            "0",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    let second = json(&again.stdout);
+    assert_eq!(second["n_iter"], 0);
+    assert_eq!(second["means"], first["means"]);
+    assert_eq!(second["covariances"], first["covariances"]);
+    // Weights are renormalised in f32: equal to an ulp.
+    for j in 0..3 {
+        assert!((f(&second["weights"][j]) - f(&first["weights"][j])).abs() < 1e-6);
+    }
+    assert!((f(&second["log_likelihood"]) - f(&first["log_likelihood"])).abs() < 1e-2);
+    // As a model for predict.
+    let out = gmm()
+        .args(["predict", s(&model), s(&data)])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("x,y,label,log_density,p0,p1,p2"));
+    let mut n = 0;
+    for l in lines {
+        let v: Vec<f64> = l.split(',').map(|x| x.parse().unwrap()).collect();
+        assert_eq!(v.len(), 7);
+        let p = &v[4..];
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-5, "{l}");
+        let best = (0..3).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+        assert_eq!(v[2] as usize, best);
+        assert!(v[3].is_finite() && v[3] < 0.0);
+        n += 1;
+    }
+    assert_eq!(n, 900);
+    // And with the reference engine from it.
+    gmm()
+        .args([
+            "fit",
+            s(&data),
+            "--init",
+            s(&model),
+            "--engine",
+            "reference",
+        ])
+        .assert()
+        .success();
+}
+
+#[test]
+fn tol_zero_runs_max_iter_and_trace_records_every_iteration() {
+    let dir = TempDir::new().unwrap();
+    let data = seed_data(&dir);
+    let trace = dir.path().join("trace.csv");
+    let out = gmm()
+        .args([
+            "fit",
+            s(&data),
+            "--k",
+            "3",
+            "--tol",
+            "0",
+            "--max-iter",
+            "7",
+            "--json",
+        ])
+        .args(["--trace", s(&trace)])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v = json(&out.stdout);
+    assert_eq!(v["n_iter"], 7);
+    assert_eq!(v["converged"], false);
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("restart,iteration,mean_log_likelihood,w0,w1,w2")
+    );
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|x| x.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 8, "iterations 0..=7");
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r[1] as usize, i);
+        assert!((r[3] + r[4] + r[5] - 1.0).abs() < 1e-5);
+    }
+    // EM never lowers the likelihood (beyond f32 rounding of the mean, 1e-5).
+    for w in rows.windows(2) {
+        assert!(w[1][2] >= w[0][2] - 1e-5, "{w:?}");
+    }
+    assert!((rows[7][2] - f(&v["mean_log_likelihood"])).abs() < 1e-6);
+    // The reference records the same shape.
+    let rtrace = dir.path().join("rtrace.csv");
+    gmm()
+        .args(["fit", s(&data), "--k", "3", "--tol", "0", "--max-iter", "7"])
+        .args(["--engine", "reference", "--trace", s(&rtrace)])
+        .assert()
+        .success();
+    assert_eq!(std::fs::read_to_string(&rtrace).unwrap().lines().count(), 9);
+}
+
+#[test]
+fn weights_column_counts_like_repeated_rows() {
+    let dir = TempDir::new().unwrap();
+    let weighted = write(&dir, "w.csv", "x,y,count\n0,0,1\n3,1,3\n1,-2,1\n5,5,0\n");
+    let repeated = write(&dir, "r.csv", "x,y\n0,0\n3,1\n3,1\n3,1\n1,-2\n");
+    let run = |path: &Path, extra: &[&str]| {
+        let out = gmm()
+            .args([
+                "fit",
+                s(path),
+                "--k",
+                "1",
+                "--engine",
+                "reference",
+                "--json",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json(&out.stdout)
+    };
+    let a = run(&weighted, &["--weights-column", "count"]);
+    let b = run(&repeated, &[]);
+    for key in ["log_likelihood", "bic", "aic"] {
+        assert!((f(&a[key]) - f(&b[key])).abs() < 1e-9, "{key}: {a} {b}");
+    }
+    for i in 0..2 {
+        assert!((f(&a["means"][0][i]) - f(&b["means"][0][i])).abs() < 1e-12);
+    }
+    // The core agrees to f32 precision.
+    let out = gmm()
+        .args([
+            "fit",
+            s(&weighted),
+            "--k",
+            "1",
+            "--json",
+            "--weights-column",
+            "count",
+        ])
+        .output()
+        .unwrap();
+    let c = json(&out.stdout);
+    assert!((f(&c["log_likelihood"]) - f(&b["log_likelihood"])).abs() < 1e-4);
+}
+
+#[test]
+fn select_picks_three_on_the_seed_data() {
+    let dir = TempDir::new().unwrap();
+    let data = seed_data(&dir);
+    let out = gmm()
+        .args([
+            "select",
+            s(&data),
+            "--k-max",
+            "6",
+            "--json",
+            "--n-init",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v = json(&out.stdout);
+    assert_eq!(v["best_k"], 3);
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 6);
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r["k"], i + 1);
+        let ll = f(&r["log_likelihood"]);
+        let p = (6 * (i + 1) - 1) as f64;
+        assert!((f(&r["bic"]) - (-2.0 * ll + p * 900f64.ln())).abs() < 1e-2);
+        assert!((f(&r["aic"]) - (-2.0 * ll + 2.0 * p)).abs() < 1e-2);
+    }
+    let sel = write(&dir, "sel.json", std::str::from_utf8(&out.stdout).unwrap());
+    gmm()
+        .args(["select", s(&data), "--k-max", "4", "--criterion", "aic"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("best k by AIC"));
+    // And its plot.
+    let svg = dir.path().join("sel.svg");
+    gmm()
+        .args(["plot", "select", s(&sel), "--out", s(&svg)])
+        .assert()
+        .success();
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+}
+
+#[test]
+fn plots_are_written_as_svg_and_png() {
+    let dir = TempDir::new().unwrap();
+    let data = seed_data(&dir);
+    let out = gmm()
+        .args(["fit", s(&data), "--k", "3", "--json", "--trace"])
+        .arg(dir.path().join("trace.csv"))
+        .output()
+        .unwrap();
+    let model = write(&dir, "m.json", std::str::from_utf8(&out.stdout).unwrap());
+    let truth = write(
+        &dir,
+        "truth.json",
+        r#"{"weights":[0.3,0.5,0.2],"means":[[-4,0],[0,4],[4,0]],"covariances":[[[1,0.5],[0.5,1]],[[1,0],[0,1]],[[1,-0.5],[-0.5,1]]]}"#,
+    );
+    let trace = dir.path().join("trace.csv");
+    for ext in ["svg", "png"] {
+        let p = |n: &str| dir.path().join(format!("{n}.{ext}"));
+        let cases: Vec<(Vec<&str>, PathBuf)> = vec![
+            (vec!["plot", "data", s(&data)], p("data")),
+            (
+                vec!["plot", "fit", s(&data), s(&model), "--truth", s(&truth)],
+                p("fit"),
+            ),
+            (vec!["plot", "trace", s(&trace)], p("trace")),
+            (
+                vec![
+                    "plot",
+                    "trace",
+                    s(&trace),
+                    "--weights",
+                    "--truth",
+                    s(&truth),
+                ],
+                p("weights"),
+            ),
+        ];
+        for (args, path) in cases {
+            gmm().args(&args).arg("--out").arg(&path).assert().success();
+            let bytes = std::fs::read(&path).unwrap();
+            if ext == "png" {
+                assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{path:?}");
+            } else {
+                let text = String::from_utf8(bytes).unwrap();
+                assert!(text.contains("<svg") && text.contains("<text"), "{path:?}");
+            }
+        }
+    }
+    bad(
+        &["plot", "data", s(&data), "--out", "x.jpg"],
+        "x.jpg: the output must end in .svg or .png",
+    );
+}
+
+#[test]
+fn demo_redoes_the_notebook() {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("demo");
+    let run = gmm().args(["demo", "--out", s(&out)]).output().unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text = String::from_utf8(run.stdout).unwrap();
+    assert!(text.contains("best k by BIC: 3"), "{text}");
+    assert!(!text.to_lowercase().contains("nan"));
+    let v: Value = json(&std::fs::read(out.join("summary.json")).unwrap());
+    assert_eq!(v["selection"]["best_k"], 3);
+    assert_eq!(v["compare"]["ok"], true);
+    assert_eq!(v["selection"]["rows"].as_array().unwrap().len(), 14);
+    for fit in v["fits"].as_array().unwrap() {
+        // Matched to the truth, both fits put >= 95% of the points in their
+        // true component (the components overlap little) and get weights
+        // within 0.05 (binomial sd of a weight at n = 900 is <= 0.017).
+        assert!(f(&fit["label_agreement"]) > 0.95, "{fit}");
+        assert!(f(&fit["max_weight_error"]) < 0.05, "{fit}");
+        assert!(f(&fit["max_mean_error"]) < 0.3, "{fit}");
+    }
+    for name in [
+        "data.csv",
+        "truth.json",
+        "selection.json",
+        "samples.svg",
+        "samples.png",
+        "fit-kmeans++.svg",
+        "fit-standard-normal.png",
+        "loglik-trace.svg",
+        "weights-trace-standard-normal.svg",
+        "weights-trace-kmeans++.png",
+        "selection.png",
+    ] {
+        let meta = std::fs::metadata(out.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(meta.len() > 100, "{name}");
+    }
+}
+
+#[test]
+fn rtt_is_wired() {
+    gmm()
+        .args(["rtt", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("ELF").or(predicate::str::contains("elf")));
+}
+
+#[test]
+fn bad_tables_exit_2_naming_file_and_line() {
+    let dir = TempDir::new().unwrap();
+    let cases = [
+        (
+            "columns.csv",
+            "x,y\n1,2\n3,4,5\n",
+            "columns.csv:3: expected 2 fields",
+        ),
+        (
+            "text.csv",
+            "x,y\n1,2\n3,four\n",
+            "text.csv:3: field `y` = \"four\" is not a number",
+        ),
+        ("empty.csv", "", "empty.csv: the file is empty"),
+        ("header.csv", "x,y\n", "header.csv: no data rows"),
+        (
+            "nan.csv",
+            "x,y\n1,2\nNaN,1\n",
+            "nan.csv:3: field `x` = \"NaN\" is not finite",
+        ),
+        (
+            "inf.csv",
+            "x,y\n1,-inf\n",
+            "inf.csv:2: field `y` = \"-inf\" is not finite",
+        ),
+        ("huge.csv", "x,y\n1,1e300\n", "huge.csv:2: field `y`"),
+        (
+            "noheader.csv",
+            "1,2\n3,4\n",
+            "noheader.csv:1: expected a header",
+        ),
+    ];
+    for (name, text, expect) in cases {
+        let p = write(&dir, name, text);
+        bad(&["fit", s(&p), "--k", "1"], expect);
+    }
+    let p = write(&dir, "w.csv", "x,y,w\n1,2,1\n3,4,-2\n");
+    bad(
+        &["fit", s(&p), "--k", "1", "--weights-column", "w"],
+        "w.csv:3: weight",
+    );
+    bad(
+        &["fit", s(&p), "--k", "1", "--weights-column", "mass"],
+        "w.csv:1: no column named `mass`",
+    );
+    let missing = dir.path().join("missing.csv");
+    bad(&["fit", s(&missing), "--k", "1"], "missing.csv:");
+    bad(&["fit", s(dir.path()), "--k", "1"], s(dir.path()));
+    let two = write(&dir, "two.csv", "x,y\n0,0\n1,1\n");
+    bad(
+        &["fit", s(&two), "--k", "3"],
+        "two.csv: 2 points with positive weight is fewer than the 3 components",
+    );
+    bad(
+        &["fit", s(&two), "--k", "3", "--engine", "reference"],
+        "fewer than the 3 components",
+    );
+    bad(
+        &["fit", s(&two), "--k", "17"],
+        "above this build's capacity of 16",
+    );
+    bad(&["fit", s(&two), "--k", "0"], "k must be at least 1");
+    bad(
+        &["select", s(&two), "--k-max", "17"],
+        "--k-max 17 is not in 1..=16",
+    );
+    bad(&["predict", s(&missing), s(&two)], "missing.csv:");
+    bad(&["compare", s(&text_file(&dir)), "--k", "1"], "t.csv:2:");
+    bad(
+        &["plot", "data", s(&missing), "--out", "x.svg"],
+        "missing.csv:",
+    );
+}
+
+fn text_file(dir: &TempDir) -> PathBuf {
+    write(dir, "t.csv", "x,y\nabc,1\n")
+}
+
+#[test]
+fn bad_json_and_options_exit_2() {
+    let dir = TempDir::new().unwrap();
+    let data = write(&dir, "d.csv", "x,y\n0,0\n1,1\n2,0\n5,5\n");
+    let broken = write(
+        &dir,
+        "broken.json",
+        "{\"weights\": [0.5, 0.5],\n \"means\": [[0, 0], [1,",
+    );
+    bad(&["fit", s(&data), "--init", s(&broken)], "broken.json:2:");
+    bad(&["predict", s(&broken), s(&data)], "broken.json:2:");
+    bad(&["sample", "--spec", s(&broken)], "broken.json:2:");
+    let not_pd = write(
+        &dir,
+        "notpd.json",
+        r#"{"weights":[1],"means":[[0,0]],"covariances":[[[1,2],[2,1]]]}"#,
+    );
+    bad(
+        &["fit", s(&data), "--init", s(&not_pd)],
+        "notpd.json: invalid mixture: covariances[0] is not positive definite",
+    );
+    let short = write(
+        &dir,
+        "short.json",
+        r#"{"weights":[0.5,0.5],"means":[[0,0]],"covariances":[[[1,0],[0,1]]]}"#,
+    );
+    bad(
+        &["fit", s(&data), "--init", s(&short)],
+        "short.json: invalid mixture",
+    );
+    let nan = write(
+        &dir,
+        "nan.json",
+        r#"{"weights":[1],"means":[[0,NaN]],"covariances":[[[1,0],[0,1]]]}"#,
+    );
+    bad(&["fit", s(&data), "--init", s(&nan)], "nan.json:1:");
+    let missing = dir.path().join("nope.json");
+    bad(&["fit", s(&data), "--init", s(&missing)], "nope.json:");
+    bad(
+        &["fit", s(&data), "--k", "1", "--tol=-1"],
+        "tol must be finite and >= 0",
+    );
+    bad(
+        &["fit", s(&data), "--k", "1", "--init-method", "given"],
+        "--init-method given needs --init",
+    );
+    bad(&["fit", s(&data)], "--k is required");
+    bad(
+        &["fit", s(&data), "--k", "1", "--tol", "abc"],
+        "invalid value 'abc'",
+    );
+}
