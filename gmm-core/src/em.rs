@@ -266,9 +266,26 @@ fn tree_sum(v: [f32; BLOCK]) -> f32 {
     (q[0] + q[2]) + (q[1] + q[3])
 }
 
-/// The exponential as a type, so each mode gets its own inlined E-step.
+/// Minimum of a block in the same fixed pairwise order as [`tree_sum`].
+#[inline(always)]
+fn tree_min(v: [f32; BLOCK]) -> f32 {
+    let min = |a: f32, b: f32| if b < a { b } else { a };
+    let mut h = [0.0f32; BLOCK / 2];
+    for (i, s) in h.iter_mut().enumerate() {
+        *s = min(v[i], v[i + BLOCK / 2]);
+    }
+    let mut q = [0.0f32; BLOCK / 4];
+    for (i, s) in q.iter_mut().enumerate() {
+        *s = min(h[i], h[i + BLOCK / 4]);
+    }
+    min(min(q[0], q[2]), min(q[1], q[3]))
+}
+
+/// The exponential (and the logarithm of the log-sum-exp, an argument in
+/// `[1, K]`) as a type, so each mode gets its own inlined E-step.
 trait Exp {
     fn exp(x: f32) -> f32;
+    fn ln(x: f32) -> f32;
 }
 struct LibmExp;
 impl Exp for LibmExp {
@@ -276,12 +293,22 @@ impl Exp for LibmExp {
     fn exp(x: f32) -> f32 {
         libm::expf(x)
     }
+    #[inline(always)]
+    fn ln(x: f32) -> f32 {
+        libm::logf(x)
+    }
 }
+/// The fast mode: both functions branch-free, so the whole block
+/// vectorises.
 struct FastExp;
 impl Exp for FastExp {
     #[inline(always)]
     fn exp(x: f32) -> f32 {
         crate::fast_exp(x)
+    }
+    #[inline(always)]
+    fn ln(x: f32) -> f32 {
+        crate::exp::fast_ln(x)
     }
 }
 #[cfg(feature = "micromath")]
@@ -291,6 +318,10 @@ impl Exp for MicroExp {
     #[inline(always)]
     fn exp(x: f32) -> f32 {
         ExpMode::Micromath.exp(x)
+    }
+    #[inline(always)]
+    fn ln(x: f32) -> f32 {
+        libm::logf(x)
     }
 }
 
@@ -321,20 +352,30 @@ fn e_block<E: Exp, const K: usize>(sc: &Scorer<K>, b: &Block, st: &mut Stats<K>)
         }
     }
     // s >= 1: the maximal term contributes exp(0).
-    let mut lp = [0.0f32; BLOCK];
     let mut wl = [0.0f32; BLOCK];
     let mut inv = [0.0f32; BLOCK];
+    // ln p(x) of the points with a positive weight, +inf for the others
+    // (the padding has weight 0).
+    let mut low = [0.0f32; BLOCK];
+    let mut positive = 0usize;
     for i in 0..BLOCK {
-        lp[i] = max[i] + libm::logf(s[i]);
-        wl[i] = b.w[i] * lp[i];
+        let lp = max[i] + E::ln(s[i]);
+        wl[i] = b.w[i] * lp;
         inv[i] = b.w[i] / s[i];
+        let counted = b.w[i] > 0.0;
+        low[i] = if counted { lp } else { f32::INFINITY };
+        positive += usize::from(counted);
     }
     st.log_likelihood.add(tree_sum(wl));
-    for ((&l, &w), (&x, &y)) in lp.iter().zip(&b.w).zip(b.x.iter().zip(&b.y)).take(b.len) {
-        if w > 0.0 {
-            st.count += 1;
-            if l < st.worst.0 {
+    st.count += positive;
+    // The worst point: the first one at the block's minimum, as a scan
+    // point by point would find it.
+    let block_low = tree_min(low);
+    if block_low < st.worst.0 {
+        for ((&l, &x), &y) in low.iter().zip(&b.x).zip(&b.y) {
+            if l == block_low {
                 st.worst = (l, [x, y]);
+                break;
             }
         }
     }
