@@ -84,7 +84,7 @@ fn main() -> ! {
 mod fits {
     use super::{stack, ticks};
     use firmware_example as fw;
-    use gmm_core::{Fit, FitConfig, Gmm, GmmError, Point, SymMat2, Trace};
+    use gmm_core::{Fit, FitConfig, Gmm, GmmError, Point, Trace};
 
     type Model = Gmm<{ fw::K_CAPACITY }>;
 
@@ -162,10 +162,9 @@ mod fits {
             }
         }
 
-        // Cost per EM iteration: refits from the generating mixture with
-        // tol 0 for BENCH_ITERS_A and BENCH_ITERS_B iterations, untraced.
-        let covs = fw::SEED_COVARIANCES.map(|[xx, xy, yy]| SymMat2::new(xx, xy, yy));
-        let Ok(start) = Model::new(&fw::SEED_WEIGHTS, &fw::SEED_MEANS, &covs) else {
+        // Cost per EM iteration: refits from a fixed start with tol 0 for
+        // BENCH_ITERS_A and BENCH_ITERS_B iterations, untraced.
+        let Ok(start) = fw::bench_start::<{ fw::K_CAPACITY }>() else {
             return false;
         };
         for exp in super::EXPS {
@@ -175,7 +174,7 @@ mod fits {
                     .with_tol(0.0)
                     .with_max_iter(iters)
                     .with_exp(exp);
-                log_config(id, &config, fw::WARM_SEED_MIXTURE, false);
+                log_config(id, &config, fw::WARM_BENCH_START, false);
                 match measure(id, low_water, || start.refine(points, &config, &mut ())) {
                     Ok(fit) => log_fit(id, &fit, fit.report.bic()),
                     Err(e) => {

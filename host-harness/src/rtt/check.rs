@@ -3,10 +3,8 @@
 //! compares every value bit for bit (NaN with NaN by `is_nan`).
 
 use super::log::{DevFit, FitCfg, FitOut, Run};
-use firmware_example::{MixtureSource, SampleSource, WARM_NONE, WARM_SEED_MIXTURE};
-use gmm_core::{
-    Criterion, ExpMode, Fit, FitConfig, Gmm, GmmError, Point, SymMat2, Trace, select_k,
-};
+use firmware_example::{MixtureSource, SampleSource, WARM_BENCH_START, WARM_NONE};
+use gmm_core::{Criterion, ExpMode, Fit, FitConfig, Gmm, GmmError, Point, Trace, select_k};
 
 /// The capacity the firmware fits with; the host must use the same type.
 pub const CAPACITY: usize = firmware_example::K_CAPACITY;
@@ -73,16 +71,6 @@ fn config(c: &FitCfg) -> Result<FitConfig, String> {
         .with_max_iter(c.max_iter)
         .with_reg_covar(c.reg_covar)
         .with_exp(exp_mode(c.exp)?))
-}
-
-/// The seed notebook's mixture, as the firmware builds it.
-fn seed_mixture() -> Result<Gmm<CAPACITY>, GmmError> {
-    let covs = firmware_example::SEED_COVARIANCES.map(|[xx, xy, yy]| SymMat2::new(xx, xy, yy));
-    Gmm::new(
-        &firmware_example::SEED_WEIGHTS,
-        &firmware_example::SEED_MEANS,
-        &covs,
-    )
 }
 
 /// Regenerates the device's points.
@@ -157,7 +145,7 @@ fn compare_fit(dev: &DevFit, data: &[Point]) -> Result<Vec<String>, String> {
     let mut trace = HostTrace(Vec::new());
     let host = match dev.cfg.warm {
         WARM_NONE => Gmm::<CAPACITY>::fit_traced(data, &cfg, &mut trace),
-        WARM_SEED_MIXTURE => seed_mixture()
+        WARM_BENCH_START => firmware_example::bench_start::<CAPACITY>()
             .map_err(|e| e.to_string())?
             .refine(data, &cfg, &mut trace),
         other => return Err(format!("unknown warm start {other}")),
