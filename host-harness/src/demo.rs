@@ -238,7 +238,7 @@ pub fn run(a: &DemoArgs, quiet: bool) -> Result<(), CliError> {
     }
 
     // 4. The core against the f64 reference from the notebook's start.
-    let comparison = cli::compare_fits(&data, &naive_settings, 1e-3, 1e-3)?;
+    let comparison = cli::compare_fits(&data, &naive_settings, 1e-4, 1e-4)?;
     let worst = comparison
         .diffs
         .iter()
@@ -249,9 +249,9 @@ pub fn run(a: &DemoArgs, quiet: bool) -> Result<(), CliError> {
         "\n4. the f32 core vs the f64 reference from the same standard-normal start, {} iterations each:\n   largest absolute difference over weights, means, covariances and mean log-likelihood {worst:.2e} ({})",
         comparison.n_iter,
         if comparison.ok {
-            "within 1e-3 + 1e-3 * |reference|"
+            "within 1e-4 + 1e-4 * |reference|"
         } else {
-            "EXCEEDS 1e-3 + 1e-3 * |reference|"
+            "EXCEEDS 1e-4 + 1e-4 * |reference|"
         }
     );
 

@@ -179,8 +179,11 @@ fn draw_scatter<DB: DrawingBackend>(
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(err)?;
-    let n_labels = s.labels.map_or(1, |l| l.iter().max().map_or(1, |m| m + 1));
-    for j in 0..n_labels {
+    let labels: std::collections::BTreeSet<usize> = match s.labels {
+        Some(l) => l.iter().copied().collect(),
+        None => std::iter::once(0).collect(),
+    };
+    for j in labels {
         let c = colour(j);
         let pts: Vec<(f64, f64)> = s
             .points
