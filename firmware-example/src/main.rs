@@ -18,7 +18,7 @@ use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use defmt_rtt as _;
 use firmware_example as fw;
-use gmm_core::{ExpMode, Point};
+use gmm_core::Point;
 use panic_probe as _;
 
 #[cfg(feature = "qemu")]
@@ -84,9 +84,15 @@ fn main() -> ! {
 mod fits {
     use super::{stack, ticks};
     use firmware_example as fw;
-    use gmm_core::{Fit, FitConfig, Gmm, GmmError, Point, Trace};
+    use gmm_core::{ExpMode, Fit, FitConfig, Gmm, GmmError, Point, Trace};
 
     type Model = Gmm<{ fw::K_CAPACITY }>;
+
+    /// The E-step exponentials whose cost is measured.
+    #[cfg(feature = "micromath")]
+    const EXPS: [ExpMode; 3] = [ExpMode::Libm, ExpMode::Fast, ExpMode::Micromath];
+    #[cfg(not(feature = "micromath"))]
+    const EXPS: [ExpMode; 2] = [ExpMode::Libm, ExpMode::Fast];
 
     /// Mean log-likelihoods of every iteration of the fit being run, kept
     /// in RAM and logged after the fit so that logging is not timed.
@@ -167,7 +173,7 @@ mod fits {
         let Ok(start) = fw::bench_start::<{ fw::K_CAPACITY }>() else {
             return false;
         };
-        for exp in super::EXPS {
+        for exp in EXPS {
             let mut pair = [0u32; 2];
             for (slot, iters) in pair.iter_mut().zip([fw::BENCH_ITERS_A, fw::BENCH_ITERS_B]) {
                 let config = FitConfig::new(start.k())
@@ -313,11 +319,6 @@ mod fits {
         );
     }
 }
-
-#[cfg(feature = "micromath")]
-const EXPS: [ExpMode; 3] = [ExpMode::Libm, ExpMode::Fast, ExpMode::Micromath];
-#[cfg(not(feature = "micromath"))]
-const EXPS: [ExpMode; 2] = [ExpMode::Libm, ExpMode::Fast];
 
 /// A 64-bit tick counter from SysTick (24 bits) and a wrap count kept by
 /// its exception.
