@@ -291,26 +291,39 @@ impl RandomData {
     }
 }
 
-/// scikit-learn's `make_spd_matrix(2) * 0.5`: `U (1 + diag(rand)) V^T`
-/// from the SVD of `A^T A`, `A` uniform. For a symmetric PSD `A^T A`,
-/// `U = V` (up to signs), so this is `U diag(1 + r) U^T`, symmetric with
-/// eigenvalues in (1, 2), halved.
+/// scikit-learn's `make_spd_matrix(2) * 0.5`: `U (1 + diag(r)) V^T` from
+/// the SVD `U S V^T` of `A^T A`, `A` and `r` uniform, where `1 + diag(r)`
+/// adds 1 to every entry (`[[1 + r1, 1], [1, 1 + r2]]`, positive
+/// definite). `A^T A` is symmetric positive semi-definite, so `V = U`
+/// and the result is `U M U^T`, `U` the eigenvectors of `A^T A` (by
+/// decreasing eigenvalue), then halved.
 #[must_use]
 pub fn random_spd(rand: &mut Rand) -> [[f64; 2]; 2] {
     let a = [
         [rand.uniform(), rand.uniform()],
         [rand.uniform(), rand.uniform()],
     ];
-    // A^T A, symmetric: its eigenvectors give U.
     let s00 = a[0][0] * a[0][0] + a[1][0] * a[1][0];
     let s01 = a[0][0] * a[0][1] + a[1][0] * a[1][1];
     let s11 = a[0][1] * a[0][1] + a[1][1] * a[1][1];
+    // Angle of the eigenvector of the largest eigenvalue.
     let theta = 0.5 * (2.0 * s01).atan2(s00 - s11);
-    let d1 = 1.0 + rand.uniform();
-    let d2 = 1.0 + rand.uniform();
-    let c = rotated_cov(d1.sqrt(), d2.sqrt(), theta);
-    [
-        [0.5 * c[0][0], 0.5 * c[0][1]],
-        [0.5 * c[1][0], 0.5 * c[1][1]],
-    ]
+    let (c, s) = (theta.cos(), theta.sin());
+    let u = [[c, -s], [s, c]];
+    let m = [[1.0 + rand.uniform(), 1.0], [1.0, 1.0 + rand.uniform()]];
+    let mut out = [[0.0; 2]; 2];
+    for (i, row) in out.iter_mut().enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            let mut acc = 0.0;
+            for p in 0..2 {
+                for q in 0..2 {
+                    acc += u[i][p] * m[p][q] * u[j][q];
+                }
+            }
+            *v = 0.5 * acc;
+        }
+    }
+    // Exactly symmetric.
+    out[1][0] = out[0][1];
+    out
 }
