@@ -258,6 +258,207 @@ pub fn pump<S: io::Read + io::Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rtt::rsp;
+    use std::io::{Read, Write};
+
+    const BASE: u32 = 0x2000_0000;
+    const RING: u32 = BASE + 0x100;
+    const RING_SIZE: u32 = 64;
+
+    /// A fake gdbstub over a fake guest whose RTT up-channel is a 64-byte
+    /// ring in its RAM. Each `c` lets the guest write what fits (all of
+    /// it, overwriting unread bytes, unless the channel is in blocking
+    /// mode); it exits once everything was written and read.
+    struct FakeTarget {
+        ram: Vec<u8>,
+        to_send: Vec<u8>,
+        sent: usize,
+        inbox: Vec<u8>,
+        outbox: Vec<u8>,
+        at_main: bool,
+        running: bool,
+    }
+
+    impl FakeTarget {
+        fn new(to_send: Vec<u8>) -> Self {
+            let mut ram = vec![0u8; 0x200];
+            ram[..10].copy_from_slice(b"SEGGER RTT");
+            let mut put = |off: u32, v: u32| {
+                ram[off as usize..off as usize + 4].copy_from_slice(&v.to_le_bytes());
+            };
+            put(MAX_UP, 1);
+            put(UP0_BUFFER, RING);
+            put(UP0_SIZE, RING_SIZE);
+            put(UP0_FLAGS, 1);
+            Self {
+                ram,
+                to_send,
+                sent: 0,
+                inbox: Vec::new(),
+                outbox: Vec::new(),
+                at_main: false,
+                running: false,
+            }
+        }
+
+        fn word(&self, off: u32) -> u32 {
+            let o = off as usize;
+            u32::from_le_bytes([
+                self.ram[o],
+                self.ram[o + 1],
+                self.ram[o + 2],
+                self.ram[o + 3],
+            ])
+        }
+
+        fn guest_runs(&mut self) {
+            let (mut write, read) = (self.word(UP0_WRITE), self.word(UP0_READ));
+            let blocking = self.word(UP0_FLAGS) & MODE_MASK == MODE_BLOCK_IF_FULL;
+            while self.sent < self.to_send.len() {
+                let next = (write + 1) % RING_SIZE;
+                if blocking && next == read {
+                    break;
+                }
+                self.ram[(RING - BASE + write) as usize] = self.to_send[self.sent];
+                self.sent += 1;
+                write = next;
+            }
+            let o = UP0_WRITE as usize;
+            self.ram[o..o + 4].copy_from_slice(&write.to_le_bytes());
+        }
+
+        fn reply(&mut self, payload: &[u8]) {
+            self.outbox.extend(rsp::frame(payload));
+        }
+
+        fn handle(&mut self, p: &[u8]) {
+            let text = String::from_utf8_lossy(p).into_owned();
+            if text.starts_with("qSupported") {
+                self.reply(b"PacketSize=1000");
+            } else if text.starts_with('Z') || text.starts_with('z') {
+                self.reply(b"OK");
+            } else if text == "c" {
+                if !self.at_main {
+                    self.at_main = true;
+                    self.reply(b"T05");
+                } else {
+                    self.guest_runs();
+                    let done = self.sent == self.to_send.len()
+                        && self.word(UP0_READ) == self.word(UP0_WRITE);
+                    if done {
+                        self.reply(b"W00");
+                    } else {
+                        self.running = true;
+                    }
+                }
+            } else if let Some(rest) = text.strip_prefix('m') {
+                let (a, n) = rest.split_once(',').unwrap();
+                let a = (u32::from_str_radix(a, 16).unwrap() - BASE) as usize;
+                let n = usize::from_str_radix(n, 16).unwrap();
+                let hex = rsp::to_hex(&self.ram[a..a + n]);
+                self.reply(hex.as_bytes());
+            } else if let Some(rest) = text.strip_prefix('M') {
+                let (head, hex) = rest.split_once(':').unwrap();
+                let a = (u32::from_str_radix(head.split(',').next().unwrap(), 16).unwrap() - BASE)
+                    as usize;
+                let bytes = rsp::from_hex(hex.as_bytes()).unwrap();
+                self.ram[a..a + bytes.len()].copy_from_slice(&bytes);
+                self.reply(b"OK");
+            } else {
+                self.reply(b"");
+            }
+        }
+    }
+
+    impl Write for FakeTarget {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            self.inbox.extend_from_slice(data);
+            loop {
+                match self.inbox.first() {
+                    Some(b'+') => {
+                        self.inbox.remove(0);
+                    }
+                    Some(3) => {
+                        self.inbox.remove(0);
+                        if self.running {
+                            self.running = false;
+                            self.reply(b"T02");
+                        }
+                    }
+                    Some(b'$') => {
+                        let Some(hash) = self.inbox.iter().position(|&b| b == b'#') else {
+                            break;
+                        };
+                        if self.inbox.len() < hash + 3 {
+                            break;
+                        }
+                        let p = self.inbox[1..hash].to_vec();
+                        self.inbox.drain(..hash + 3);
+                        self.handle(&p);
+                    }
+                    _ => break,
+                }
+            }
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Read for FakeTarget {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            if self.outbox.is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = out.len().min(self.outbox.len());
+            out[..n].copy_from_slice(&self.outbox[..n]);
+            self.outbox.drain(..n);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn pumps_a_stream_many_times_the_ring_through_its_wrap_around_losslessly() {
+        // 1000 bytes through a 64-byte ring: ~16 wraps, every split of a
+        // read across the end of the ring.
+        let payload: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut client = rsp::Client::new(FakeTarget::new(payload.clone()));
+        let syms = Symbols {
+            rtt: BASE,
+            main: 0x400,
+        };
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let ending = pump(&mut client, syms, deadline, |b| got.extend_from_slice(b)).unwrap();
+        assert_eq!(ending, Ending::Exited(0));
+        assert_eq!(got.len(), payload.len());
+        assert!(got == payload, "the stream was reordered or corrupted");
+        // The channel was switched to blocking mode.
+        assert_eq!(
+            client.stream().word(UP0_FLAGS) & MODE_MASK,
+            MODE_BLOCK_IF_FULL
+        );
+    }
+
+    #[test]
+    fn a_target_without_a_control_block_is_refused() {
+        let mut target = FakeTarget::new(vec![1, 2, 3]);
+        target.ram[..10].copy_from_slice(b"NOT RTT   ");
+        let mut client = rsp::Client::new(target);
+        let syms = Symbols {
+            rtt: BASE,
+            main: 0x400,
+        };
+        let err = pump(
+            &mut client,
+            syms,
+            Instant::now() + Duration::from_secs(5),
+            |_| {},
+        )
+        .unwrap_err();
+        assert!(err.contains("no RTT control block"), "{err}");
+    }
 
     #[test]
     fn a_non_elf_is_refused_with_a_message() {
