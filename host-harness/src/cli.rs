@@ -123,7 +123,7 @@ impl FitKnobs {
     /// unreadable init files.
     pub fn settings(&self, k: Option<usize>) -> Result<Settings, CliError> {
         let start = match (&self.init, self.init_method) {
-            (Some(p), None | Some(InitArg::Given)) => Start::Given(data::read_mixture(p)?),
+            (Some(p), None | Some(InitArg::Given)) => Start::Given(read_core_mixture(p)?),
             (Some(_), Some(_)) => {
                 return Err(CliError::input(
                     "--init starts from given parameters; drop --init-method or use --init-method given",
@@ -387,9 +387,21 @@ pub fn main() -> i32 {
     }
 }
 
+/// Reads a mixture and checks that the core can hold it (k <= 16, valid
+/// in f32); errors name the file.
+///
+/// # Errors
+/// [`CliError::input`] naming the file.
+pub fn read_core_mixture(path: &Path) -> Result<Mixture64, CliError> {
+    let m = data::read_mixture(path)?;
+    engine::to_core(&m)
+        .map_err(|e| CliError::input(format!("{}: {}", path.display(), e.message)))?;
+    Ok(m)
+}
+
 fn sample(a: &SampleArgs) -> Result<(), CliError> {
     let spec = match &a.spec {
-        Some(p) => data::read_mixture(p)?,
+        Some(p) => read_core_mixture(p)?,
         None => Mixture64::seed_mixture(),
     };
     let text = sample_csv(&spec, a.n, a.seed)?;
@@ -848,6 +860,12 @@ pub fn compare_fits(
             atol,
             rtol,
         ),
+        diff(
+            "log_likelihood",
+            &[(core.log_likelihood, r.log_likelihood)],
+            atol,
+            rtol,
+        ),
     ];
     let ok = diffs.iter().all(|d| d.ok);
     Ok(Comparison {
@@ -907,7 +925,7 @@ fn compare(a: &CompareArgs) -> Result<(), CliError> {
 }
 
 fn predict(a: &PredictArgs) -> Result<(), CliError> {
-    let mixture = data::read_mixture(&a.model)?;
+    let mixture = read_core_mixture(&a.model)?;
     let model = engine::to_core(&mixture)?;
     let data = data::read_points(&a.data, None)?;
     let k = model.k();
@@ -1028,7 +1046,7 @@ fn plot_command(p: &PlotCommand) -> Result<(), CliError> {
             out,
         } => {
             let d = data::read_points(data, None)?;
-            let m = data::read_mixture(model)?;
+            let m = read_core_mixture(model)?;
             let t = truth.as_deref().map(data::read_mixture).transpose()?;
             let labels = predict_labels(&m, &d.points)?;
             let names = component_names(&m);
@@ -1153,8 +1171,14 @@ fn plot_command(p: &PlotCommand) -> Result<(), CliError> {
             let name = selection.display().to_string();
             let text = std::fs::read_to_string(selection)
                 .map_err(|e| CliError::input(format!("{name}: {e}")))?;
-            let sel: SelectJson = serde_json::from_str(&text)
-                .map_err(|e| CliError::input(format!("{name}:{}:{}: {e}", e.line(), e.column())))?;
+            let sel: SelectJson = serde_json::from_str(&text).map_err(|e| {
+                CliError::input(format!(
+                    "{name}:{}:{}: {}",
+                    e.line(),
+                    e.column(),
+                    data::strip_position(&e.to_string())
+                ))
+            })?;
             selection_plot(out, &sel)
         }
     }
@@ -1224,4 +1248,32 @@ pub fn selection_plot(out: &Path, sel: &SelectJson) -> Result<(), CliError> {
             headroom: 0.1,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gmm_core::{Criterion, FitConfig, select_k};
+
+    #[test]
+    fn select_rows_is_the_cores_select_k() {
+        let csv = sample_csv(&Mixture64::seed_mixture(), 300, 4).unwrap();
+        let data = data::parse_points("s.csv", csv.as_bytes(), None).unwrap();
+        let base = Settings {
+            n_init: 2,
+            seed: 9,
+            ..Settings::new(1)
+        };
+        let (sel, _) = select_rows(&data, &base, Engine::Core, 5, CriterionArg::Bic, true).unwrap();
+        let points = data.points_f32();
+        let config = FitConfig::new(1).with_n_init(2).with_seed(9);
+        let core = select_k::<CAPACITY, _>(points.as_slice(), &config, 5, Criterion::Bic).unwrap();
+        assert_eq!(sel.best_k, core.best_k);
+        assert_eq!(sel.rows.len(), core.rows.len());
+        for (a, b) in sel.rows.iter().zip(&core.rows) {
+            // The same fits, bit for bit (the f32 value widened to f64).
+            assert_eq!(a.log_likelihood, f64::from(b.log_likelihood));
+            assert_eq!(a.n_iter, b.n_iter as usize);
+        }
+    }
 }

@@ -283,7 +283,7 @@ pub fn parse_mixture(name: &str, text: &str) -> Result<Mixture64, CliError> {
 }
 
 /// serde_json's message without its trailing " at line L column C".
-fn strip_position(s: &str) -> &str {
+pub(crate) fn strip_position(s: &str) -> &str {
     s.rfind(" at line ").map_or(s, |i| &s[..i])
 }
 

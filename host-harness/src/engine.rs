@@ -303,14 +303,25 @@ fn core_start(
         .with_n_init(1)
         .with_seed(seed);
     let points = data.points_f32();
-    let fit = match data.weights_f32() {
+    let fit: Result<gmm_core::Fit<CAPACITY>, GmmError> = match data.weights_f32() {
         Some(w) => {
             let wd = Weighted::new(&points, &w).map_err(|e| core_error(e, data))?;
             Model::fit(&wd, &cfg)
         }
         None => Model::fit(points.as_slice(), &cfg),
     };
-    Ok(from_core(&fit.map_err(|e| core_error(e, data))?.model))
+    let fit = fit.map_err(|e| {
+        let e = core_error(e, data);
+        if e.code == 1 {
+            CliError::failed(format!(
+                "the core's initialisation (which the reference starts from) failed: {}",
+                e.message.trim_start_matches("the core's fit failed: ")
+            ))
+        } else {
+            e
+        }
+    })?;
+    Ok(from_core(&fit.model))
 }
 
 /// Runs one fit. `on_restart(r)` is called as restart `r` begins (for
