@@ -65,9 +65,9 @@ fn main() -> ! {
         t1 - t0
     );
 
-    #[cfg(not(feature = "no-fit"))]
+    #[cfg(feature = "fit")]
     let ok = fits::run(points, &mut low_water);
-    #[cfg(feature = "no-fit")]
+    #[cfg(not(feature = "fit"))]
     let ok = true;
 
     low_water = low_water.min(stack::low_water());
@@ -80,7 +80,7 @@ fn main() -> ! {
     exit(ok);
 }
 
-#[cfg(not(feature = "no-fit"))]
+#[cfg(feature = "fit")]
 mod fits {
     use super::{stack, ticks};
     use firmware_example as fw;

@@ -49,12 +49,18 @@ fn host_triple() -> Result<String, String> {
         .ok_or_else(|| "rustc -vV printed no host triple".into())
 }
 
-/// Builds the firmware in release with `features` and copies the ELF to
+/// Builds the firmware in release with `features` (the default `fit`
+/// unless "-fit" is among them) and copies the ELF to
 /// `target/elf/NAME.elf`; `envs` can override the profile.
 pub fn build(name: &str, features: &[&str], envs: &[(&str, &str)]) -> Result<PathBuf, String> {
     let dir = firmware_dir();
+    let without_fit = features.contains(&"-fit");
+    let features: Vec<&str> = features.iter().copied().filter(|f| *f != "-fit").collect();
     let joined = features.join(",");
     let mut args = vec!["build", "--release"];
+    if without_fit {
+        args.push("--no-default-features");
+    }
     if !joined.is_empty() {
         args.extend(["--features", &joined]);
     }

@@ -2,7 +2,7 @@
 //! the firmware example, measured, printed as a table.
 //!
 //! - Flash and RAM come from the section headers of the board build
-//!   (NUCLEO-F411RE) with and without the fit (`no-fit` feature); the
+//!   (NUCLEO-F411RE) with and without the fit (default feature `fit`); the
 //!   difference is what fitting adds (gmm-core's fit plus the firmware's
 //!   logging of it). The symbol table also attributes the code that stayed
 //!   in gmm-core's and libm's own functions (a lower bound: LTO inlines
@@ -189,7 +189,7 @@ struct Profile {
 fn measure(opt: &'static str) -> Result<Profile, String> {
     let env = [("CARGO_PROFILE_RELEASE_OPT_LEVEL", opt)];
     let full_elf = crate::qemu::build(&format!("board-o{opt}"), &[], &env)?;
-    let no_fit_elf = crate::qemu::build(&format!("board-nofit-o{opt}"), &["no-fit"], &env)?;
+    let no_fit_elf = crate::qemu::build(&format!("board-nofit-o{opt}"), &["-fit"], &env)?;
     let qemu_elf = crate::qemu::build(
         &format!("qemu-micromath-o{opt}"),
         &["qemu", "micromath"],
@@ -238,9 +238,7 @@ pub fn size() -> Result<(), String> {
     row("  of which RTT buffer (.uninit)", &|p| {
         p.full.uninit.to_string()
     });
-    row("flash without the fit (no-fit)", &|p| {
-        p.no_fit.flash().to_string()
-    });
+    row("flash without the fit", &|p| p.no_fit.flash().to_string());
     row("flash added by the fit", &|p| {
         (p.full.flash().saturating_sub(p.no_fit.flash())).to_string()
     });
