@@ -316,10 +316,10 @@ pub enum PlotCommand {
 pub struct Progress(Option<ProgressBar>);
 
 impl Progress {
-    /// A bar of `len` steps with `message`; hidden when `len < 2`.
+    /// A bar of `len` steps with `message`; hidden when `hidden`.
     #[must_use]
-    pub fn new(len: usize, message: &str, quiet: bool) -> Self {
-        if quiet || len < 2 || !std::io::stderr().is_terminal() {
+    pub fn new(len: usize, message: &str, hidden: bool) -> Self {
+        if hidden || !std::io::stderr().is_terminal() {
             return Self(None);
         }
         let bar = ProgressBar::new(len as u64).with_message(message.to_string());
@@ -333,6 +333,13 @@ impl Progress {
     pub fn set(&self, pos: usize) {
         if let Some(b) = &self.0 {
             b.set_position(pos as u64);
+        }
+    }
+
+    /// Replaces the text before the bar.
+    pub fn message(&self, text: &str) {
+        if let Some(b) = &self.0 {
+            b.set_message(text.to_string());
         }
     }
 
@@ -470,8 +477,13 @@ fn check_finite(o: &Outcome) -> Result<(), CliError> {
 fn fit(a: &FitArgs, quiet: bool) -> Result<(), CliError> {
     let settings = a.knobs.settings(a.k)?;
     let data = data::read_points(&a.data, a.knobs.weights_column.as_deref())?;
-    let progress = Progress::new(settings.n_init, "restarts", quiet);
-    let outcome = engine::run(a.engine, &data, &settings, &mut |r| progress.set(r))?;
+    // A bar over restarts, shown for several restarts or many points.
+    let show = settings.n_init > 1 || data.points.len() >= 100_000;
+    let progress = Progress::new(settings.n_init, "fit", quiet || !show);
+    let outcome = engine::run(a.engine, &data, &settings, &mut |r, i| {
+        progress.set(r);
+        progress.message(&format!("restart {r} iteration {i}"));
+    })?;
     progress.finish();
     check_finite(&outcome)?;
     if let Some(p) = &a.trace {
@@ -637,13 +649,13 @@ pub fn select_rows(
         )));
     }
     let top = k_max.min(data.n_positive());
-    let progress = Progress::new(top, "k", quiet);
+    let progress = Progress::new(top, "k", quiet || top < 2);
     let mut rows = Vec::new();
     let mut fits = Vec::new();
     for k in 1..=top {
         progress.set(k - 1);
         let s = Settings { k, ..base.clone() };
-        match engine::run(engine, data, &s, &mut |_| {}) {
+        match engine::run(engine, data, &s, &mut |_, _| {}) {
             Ok(o) => {
                 check_finite(&o)?;
                 rows.push(SelectRow {
@@ -796,7 +808,7 @@ pub fn compare_fits(
                 n_init: 1,
                 ..settings.clone()
             };
-            engine::run(Engine::Core, data, &s0, &mut |_| {})?.mixture
+            engine::run(Engine::Core, data, &s0, &mut |_, _| {})?.mixture
         }
     };
     // The reference gets the f32-rounded points and start the core sees,
@@ -814,7 +826,7 @@ pub fn compare_fits(
         n_init: 1,
         ..settings.clone()
     };
-    let core = engine::run(Engine::Core, &rounded, &core_settings, &mut |_| {})?;
+    let core = engine::run(Engine::Core, &rounded, &core_settings, &mut |_, _| {})?;
     let rc = RefConfig {
         tol: 0.0,
         max_iter: core.n_iter,

@@ -141,7 +141,7 @@ pub fn run(a: &DemoArgs, quiet: bool) -> Result<(), CliError> {
         ("standard-normal", InitMethod::StandardNormal),
         ("kmeans++", InitMethod::KMeansPlusPlus),
     ] {
-        let o = engine::run(Engine::Core, &data, &settings(method), &mut |_| {})?;
+        let o = engine::run(Engine::Core, &data, &settings(method), &mut |_, _| {})?;
         let perm = engine::match_components(&truth, &o.mixture)
             .ok_or_else(|| CliError::failed("matching failed"))?;
         let matched = permuted(&o.mixture, &perm);

@@ -249,14 +249,12 @@ fn reference_error(e: RefError, data: &Dataset) -> CliError {
 /// A core trace that keeps every row and reports each new restart.
 struct Recorder<'a> {
     rows: Vec<TraceRow>,
-    on_restart: &'a mut dyn FnMut(usize),
+    on_progress: &'a mut dyn FnMut(usize, usize),
 }
 
 impl Trace for Recorder<'_> {
     fn record(&mut self, restart: u32, iteration: u32, mean_log_likelihood: f32, weights: &[f32]) {
-        if iteration == 0 {
-            (self.on_restart)(restart as usize);
-        }
+        (self.on_progress)(restart as usize, iteration as usize);
         self.rows.push(TraceRow {
             restart: restart as usize,
             iteration: iteration as usize,
@@ -324,8 +322,9 @@ fn core_start(
     Ok(from_core(&fit.model))
 }
 
-/// Runs one fit. `on_restart(r)` is called as restart `r` begins (for
-/// progress bars).
+/// Runs one fit. `on_progress(r, i)` is called as iteration `i` of
+/// restart `r` ends (the reference reports only `i = 0` of each restart);
+/// for progress bars.
 ///
 /// The core runs its own restarts. The reference starts restart `r` from
 /// the core's initialisation with seed `seed + r` (the same start as the
@@ -339,7 +338,7 @@ pub fn run(
     engine: Engine,
     data: &Dataset,
     s: &Settings,
-    on_restart: &mut dyn FnMut(usize),
+    on_progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Outcome, CliError> {
     let k = s.components();
     check_k(k, data)?;
@@ -350,7 +349,7 @@ pub fn run(
             let weights = data.weights_f32();
             let mut rec = Recorder {
                 rows: Vec::new(),
-                on_restart,
+                on_progress,
             };
             let given = match &s.start {
                 Start::Given(m) => Some(to_core(m)?),
@@ -403,7 +402,7 @@ pub fn run(
             let mut last_error = None;
             let mut trace = Vec::new();
             for (r, start) in starts.iter().enumerate() {
-                on_restart(r);
+                on_progress(r, 0);
                 match reference::fit(&data.points, data.weights.as_deref(), start, &rc) {
                     Ok(f) => {
                         for (i, (ll, w)) in f.trace.iter().zip(&f.weights_trace).enumerate() {

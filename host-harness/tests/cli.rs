@@ -182,7 +182,9 @@ fn fit_table_is_readable() {
         .success()
         .stdout(predicate::str::contains("converged after"))
         .stdout(predicate::str::contains("BIC"))
-        .stdout(predicate::str::contains("component"));
+        .stdout(predicate::str::contains("component"))
+        // Piped stderr is not a terminal: no progress bar.
+        .stderr(predicate::str::is_empty());
 }
 
 #[test]
@@ -739,6 +741,28 @@ fn bad_json_and_options_exit_2() {
         r#"{"weights":[1],"means":[[0,NaN]],"covariances":[[[1,0],[0,1]]]}"#,
     );
     bad(&["fit", s(&data), "--init", s(&nan)], "nan.json:1:");
+    let tiny = write(
+        &dir,
+        "tiny.json",
+        r#"{"weights":[1],"means":[[0,0]],"covariances":[[[1e-46,0],[0,1e-46]]]}"#,
+    );
+    bad(
+        &["predict", s(&tiny), s(&data)],
+        "tiny.json: invalid model parameters",
+    );
+    let unit = "[[1,0],[0,1]]";
+    let k17 = format!(
+        r#"{{"weights":[{}],"means":[{}],"covariances":[{}]}}"#,
+        vec!["1"; 17].join(","),
+        vec!["[0,0]"; 17].join(","),
+        vec![unit; 17].join(",")
+    );
+    let k17 = write(&dir, "k17.json", &k17);
+    bad(
+        &["fit", s(&data), "--init", s(&k17)],
+        "k17.json: k = 17 is above",
+    );
+    bad(&["sample", "--spec", s(&k17)], "capacity of 16");
     let missing = dir.path().join("nope.json");
     bad(&["fit", s(&data), "--init", s(&missing)], "nope.json:");
     bad(
