@@ -1074,6 +1074,7 @@ fn plot_command(p: &PlotCommand) -> Result<(), CliError> {
                 &plot::Ellipses {
                     fitted: &m,
                     truth: t.as_ref(),
+                    label: "fit: 1, 2 (thick), 3 sigma; x = mean",
                 },
             )
         }

@@ -316,6 +316,25 @@ pub fn run(a: &DemoArgs, quiet: bool) -> Result<(), CliError> {
             },
         )?;
         plots.push(name);
+        // The notebook's second look: the true densities' contours over the
+        // samples (1, 2 and 3 standard deviations).
+        let (path, name) = p("samples-truth");
+        let title = "The samples with the true components' 1/2/3-sigma ellipses";
+        plot::fit(
+            &path,
+            &plot::Scatter {
+                points: &data.points,
+                labels: Some(&true_labels),
+                names: Some(&truth_names),
+                title,
+            },
+            &plot::Ellipses {
+                fitted: &truth,
+                truth: None,
+                label: "truth: 1, 2 (thick), 3 sigma; x = mean",
+            },
+        )?;
+        plots.push(name);
         for (f, (stem, o)) in fits.iter().zip(&outcomes) {
             let matched = permuted(&o.mixture, &f.matching);
             let labels = cli::predict_labels(&matched, &data.points)?;
@@ -333,6 +352,7 @@ pub fn run(a: &DemoArgs, quiet: bool) -> Result<(), CliError> {
                 &plot::Ellipses {
                     fitted: &matched,
                     truth: Some(&truth),
+                    label: "fit: 1, 2 (thick), 3 sigma; x = mean",
                 },
             )?;
             plots.push(name);

@@ -152,6 +152,8 @@ pub struct Ellipses<'a> {
     pub fitted: &'a Mixture64,
     /// A second mixture (the truth) drawn as dashed black 2-sigma ellipses.
     pub truth: Option<&'a Mixture64>,
+    /// Legend text of the `fitted` ellipses.
+    pub label: &'a str,
 }
 
 fn draw_scatter<DB: DrawingBackend>(
@@ -230,7 +232,7 @@ fn draw_scatter<DB: DrawingBackend>(
                 BLACK,
             )))
             .map_err(err)?
-            .label("fit: 1, 2 (thick), 3 sigma; x = mean")
+            .label(e.label)
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(3)));
         if let Some(t) = e.truth {
             for j in 0..t.k() {

@@ -605,6 +605,7 @@ fn demo_redoes_the_notebook() {
         "selection.json",
         "samples.svg",
         "samples.png",
+        "samples-truth.svg",
         "fit-kmeans++.svg",
         "fit-standard-normal.png",
         "loglik-trace.svg",
