@@ -6,7 +6,9 @@
 //! - `size`: flash, RAM, stack and instruction counts of the firmware.
 //! - `bench-compare`: the core side by side with scikit-learn and linfa.
 //! - `fuzz`: a bounded fuzz run.
+//! - `panic-check`: gmm-core proven panic-free at link time.
 
+mod panic_check;
 mod qemu;
 mod size;
 
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
         "size" => size::size(),
         "bench-compare" => not_yet("bench-compare", "the benchmarks (issue 6)"),
         "fuzz" => not_yet("fuzz", "the fuzz targets (issue 5)"),
+        "panic-check" => panic_check::run(&root()),
         "help" | "-h" | "--help" => {
             println!("{}", USAGE);
             Ok(())
@@ -45,7 +48,7 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask <ci|qemu|size|bench-compare|fuzz>";
+const USAGE: &str = "usage: cargo xtask <ci|qemu|size|bench-compare|fuzz|panic-check>";
 
 fn not_yet(task: &str, what: &str) -> Result<(), String> {
     Err(format!(
@@ -132,6 +135,18 @@ fn ci() -> Result<(), String> {
     // The firmware example: its checks, then QEMU with the RTT stream
     // checked bit for bit against the host.
     qemu::ci()?;
+    // gmm-core proven panic-free at link time on the firmware target.
+    panic_check::run(&root)?;
+    // The f32 core against the f64 reference, with the large-N cases that
+    // only run in release.
+    cargo(&[
+        "test",
+        "--release",
+        "-p",
+        "tests",
+        "--test",
+        "reference_agreement",
+    ])?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }
