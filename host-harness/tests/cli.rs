@@ -359,6 +359,12 @@ fn json_round_trip_fit_output_is_an_init_and_a_model() {
         n += 1;
     }
     assert_eq!(n, 900);
+    // As the common start of compare.
+    gmm()
+        .args(["compare", s(&data), "--init", s(&model)])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("covariances"));
     // And with the reference engine from it.
     gmm()
         .args([
