@@ -168,8 +168,24 @@ mod fits {
             }
         }
 
+        // The chosen k once more as an application would fit it: plain
+        // `Gmm::fit`, no trace. Its stack is the figure for the fit alone.
+        if let Some((_, _, k)) = best {
+            let config = base.with_k(k);
+            log_config(id, &config, fw::WARM_NONE, false);
+            match measure(id, low_water, || Model::fit(points, &config)) {
+                Ok(fit) => log_fit(id, &fit, fit.report.bic()),
+                Err(e) => {
+                    log_error(id, k, e);
+                    ok = false;
+                }
+            }
+            id += 1;
+        }
+
         // Cost per EM iteration: refits from a fixed start with tol 0 for
-        // BENCH_ITERS_A and BENCH_ITERS_B iterations, untraced.
+        // BENCH_ITERS_A and BENCH_ITERS_B iterations. Their trace goes to
+        // RAM (a few instructions per iteration) and is logged afterwards.
         let Ok(start) = fw::bench_start::<{ fw::K_CAPACITY }>() else {
             return false;
         };
@@ -180,8 +196,12 @@ mod fits {
                     .with_tol(0.0)
                     .with_max_iter(iters)
                     .with_exp(exp);
-                log_config(id, &config, fw::WARM_BENCH_START, false);
-                match measure(id, low_water, || start.refine(points, &config, &mut ())) {
+                log_config(id, &config, fw::WARM_BENCH_START, true);
+                rec.entries.clear();
+                rec.dropped = 0;
+                let result = measure(id, low_water, || start.refine(points, &config, rec));
+                log_trace(id, rec);
+                match result {
                     Ok(fit) => log_fit(id, &fit, fit.report.bic()),
                     Err(e) => {
                         log_error(id, start.k(), e);
@@ -205,12 +225,17 @@ mod fits {
 
     /// Runs `f` between two SysTick reads on a freshly painted stack and
     /// logs its cost.
+    ///
+    /// The stack is counted from the stack pointer here down to the lowest
+    /// painted word `f` overwrote; `f` runs inside a function that is
+    /// never inlined, so its locals cannot hide in this caller's frame
+    /// (allocated before the stack pointer is read).
     fn measure<T>(id: u32, low_water: &mut usize, f: impl FnOnce() -> T) -> T {
         *low_water = (*low_water).min(stack::low_water());
         let sp = stack::pointer();
         stack::paint();
         let t0 = ticks::now();
-        let out = f();
+        let out = isolated(f);
         let t1 = ticks::now();
         let low = stack::low_water();
         *low_water = (*low_water).min(low);
@@ -221,6 +246,11 @@ mod fits {
             sp.saturating_sub(low) as u32
         );
         out
+    }
+
+    #[inline(never)]
+    fn isolated<T>(f: impl FnOnce() -> T) -> T {
+        f()
     }
 
     fn log_config(id: u32, c: &FitConfig, warm: i32, traced: bool) {

@@ -197,7 +197,7 @@ fn compare_fit(dev: &DevFit, data: &[Point]) -> Result<Vec<String>, String> {
         diffs.push(format!("the device dropped {} trace entries", dev.dropped));
     }
     if !dev.cfg.traced {
-        // An untraced (timed) fit: nothing to compare, nothing expected.
+        // Logged without its trace: nothing to compare, nothing expected.
         trace.0.clear();
     }
     if dev.iters.len() != trace.0.len() {

@@ -168,22 +168,19 @@ fn summary(run: &log::Run) {
             ticks * check::INSTRUCTIONS_PER_TICK
         );
     }
-    let select_stack = run
-        .fits
-        .values()
-        .filter(|f| f.cfg.warm == firmware_example::WARM_NONE)
-        .filter_map(|f| f.cost.map(|c| c.1))
-        .max();
-    let bench_stack = run
-        .fits
-        .values()
-        .filter(|f| f.cfg.warm != firmware_example::WARM_NONE)
-        .filter_map(|f| f.cost.map(|c| c.1))
-        .max();
-    if let Some(s) = bench_stack {
+    // Stack of the fits, measured from the caller's frame: plain
+    // `Gmm::fit` without a trace, and the deepest of all (traced) fits.
+    let deepest = |traced: bool| {
+        run.fits
+            .values()
+            .filter(|f| f.cfg.traced == traced)
+            .filter_map(|f| f.cost.map(|c| c.1))
+            .max()
+    };
+    if let Some(s) = deepest(false) {
         println!("metric fit_stack_bytes {s}");
     }
-    if let Some(s) = select_stack {
+    if let Some(s) = deepest(true) {
         println!("metric traced_fit_stack_bytes {s}");
     }
     if let Some((model, fit)) = run.sizes {
