@@ -57,7 +57,8 @@ pub struct Dataset {
     pub points: Vec<[f64; 2]>,
     /// Per-point weights, from `--weights-column`.
     pub weights: Option<Vec<f64>>,
-    /// Per-point true labels, from a `label` column when there is one.
+    /// Per-point true labels, from a `label` column of non-negative
+    /// integers below 2^20 when there is one (ignored otherwise).
     pub labels: Option<Vec<usize>>,
     /// The file line of each point (1-based, the header is line 1).
     pub lines: Vec<u64>,
@@ -231,14 +232,17 @@ pub fn parse_points(
             }
             ws.push(w);
         }
-        if let (Some(i), Some(ls)) = (il, data.labels.as_mut()) {
-            let l: usize = field(i).parse().map_err(|_| {
-                CliError::input(format!(
-                    "{name}:{line}: field `label` = {:?} is not a non-negative integer",
-                    field(i)
-                ))
-            })?;
-            ls.push(l);
+        // Labels only colour plots: a column of anything but small
+        // non-negative integers is not a label column, and is ignored.
+        if let Some(i) = il {
+            match field(i).parse::<usize>() {
+                Ok(l) if l < 1 << 20 => {
+                    if let Some(ls) = data.labels.as_mut() {
+                        ls.push(l);
+                    }
+                }
+                _ => data.labels = None,
+            }
         }
         data.points.push([x, y]);
         data.lines.push(line);
@@ -321,6 +325,13 @@ mod tests {
         assert_eq!(d.points, vec![[-3.0, 1.5], [1000.0, 0.0]]);
         assert_eq!(d.labels, Some(vec![2, 0]));
         assert_eq!(d.lines, vec![2, 3]);
+    }
+
+    #[test]
+    fn a_label_column_of_text_is_ignored() {
+        let d = parse_points("d.csv", b"x,y,label\n1,2,0\n3,4,cat\n", None).unwrap();
+        assert_eq!(d.labels, None);
+        assert_eq!(d.points.len(), 2);
     }
 
     #[test]
