@@ -67,7 +67,9 @@ fn main() -> ! {
 
     #[cfg(feature = "fit")]
     let ok = fits::run(points, &mut low_water);
-    #[cfg(not(feature = "fit"))]
+    #[cfg(all(feature = "minimal-fit", not(feature = "fit")))]
+    let ok = minimal_fit(points);
+    #[cfg(not(any(feature = "fit", feature = "minimal-fit")))]
     let ok = true;
 
     low_water = low_water.min(stack::low_water());
@@ -78,6 +80,28 @@ fn main() -> ! {
     );
     defmt::info!("done ok={=bool}", ok);
     exit(ok);
+}
+
+/// The smallest use of the core, for its share of flash: `select_k` over
+/// k = 1..=K_MAX with plain `Gmm::fit` restarts, and the chosen k logged.
+#[cfg(all(feature = "minimal-fit", not(feature = "fit")))]
+fn minimal_fit(points: &heapless::Vec<Point, { fw::N_POINTS }>) -> bool {
+    let config = gmm_core::FitConfig::new(1)
+        .with_n_init(fw::N_INIT)
+        .with_seed(fw::FIT_SEED);
+    let selection = gmm_core::select_k::<{ fw::K_CAPACITY }, _>(
+        points,
+        &config,
+        fw::K_MAX,
+        gmm_core::Criterion::Bic,
+    );
+    match selection {
+        Ok(s) => {
+            defmt::info!("minimal best_k={=u32}", s.best_k as u32);
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 #[cfg(feature = "fit")]
