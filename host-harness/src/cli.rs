@@ -502,14 +502,33 @@ fn fit(a: &FitArgs, quiet: bool) -> Result<(), CliError> {
 /// # Errors
 /// [`CliError::failed`] if serialisation fails.
 pub fn fit_json(o: &Outcome, n: usize) -> Result<String, CliError> {
+    // The core's numbers are f32: print the shortest decimal that reads
+    // back as the same f32 (0.29871187, not 0.2987118661403656), so a
+    // round trip through the file gives the core the same bits.
+    let short = |v: f64| -> f64 {
+        let f = v as f32;
+        if o.engine == Engine::Core && f64::from(f) == v {
+            f.to_string().parse().unwrap_or(v)
+        } else {
+            v
+        }
+    };
+    let m = &o.mixture;
+    let weights: Vec<f64> = m.weights.iter().map(|&w| short(w)).collect();
+    let means: Vec<[f64; 2]> = m.means.iter().map(|p| p.map(short)).collect();
+    let covariances: Vec<[[f64; 2]; 2]> = m
+        .covariances
+        .iter()
+        .map(|c| c.map(|r| r.map(short)))
+        .collect();
     let j = FitJson {
-        k: o.mixture.k(),
+        k: m.k(),
         n,
-        weights: &o.mixture.weights,
-        means: &o.mixture.means,
-        covariances: &o.mixture.covariances,
-        log_likelihood: o.log_likelihood,
-        mean_log_likelihood: o.mean_log_likelihood,
+        weights: &weights,
+        means: &means,
+        covariances: &covariances,
+        log_likelihood: short(o.log_likelihood),
+        mean_log_likelihood: short(o.mean_log_likelihood),
         n_iter: o.n_iter,
         converged: o.converged,
         bic: o.bic(),
