@@ -119,6 +119,22 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// Widens one range so that a unit spans as many pixels on x as on y in
+/// the scatter plots' plotting area (about 810 x 590 pixels), so ellipses
+/// keep their true shape.
+fn equal_aspect(xs: (f64, f64), ys: (f64, f64)) -> ((f64, f64), (f64, f64)) {
+    const W: f64 = 810.0;
+    const H: f64 = 590.0;
+    let (dx, dy) = (xs.1 - xs.0, ys.1 - ys.0);
+    if dx / W > dy / H {
+        let pad = 0.5 * (dx * H / W - dy);
+        (xs, (ys.0 - pad, ys.1 + pad))
+    } else {
+        let pad = 0.5 * (dy * W / H - dx);
+        ((xs.0 - pad, xs.1 + pad), ys)
+    }
+}
+
 /// The `s`-sigma ellipse of a Gaussian: `mu + s L (cos t, sin t)` with
 /// `L L^T = S`.
 fn ellipse(mean: [f64; 2], cov: &[[f64; 2]; 2], s: f64) -> Vec<(f64, f64)> {
@@ -161,8 +177,10 @@ fn draw_scatter<DB: DrawingBackend>(
     s: &Scatter<'_>,
     ellipses: Option<&Ellipses<'_>>,
 ) -> DrawResult {
-    let xs = range(s.points.iter().map(|p| p[0]));
-    let ys = range(s.points.iter().map(|p| p[1]));
+    let (xs, ys) = equal_aspect(
+        range(s.points.iter().map(|p| p[0])),
+        range(s.points.iter().map(|p| p[1])),
+    );
     let mut chart = ChartBuilder::on(root)
         .caption(s.title, (FAMILY, 24))
         .margin(15)
