@@ -89,8 +89,11 @@ fn suffstat_full_all_ones_responsibilities() {
     assert_eq!(fit.report.n_iter, 1);
     let (mean, cov) = empirical(&x);
     let g = fit.model.components()[0];
-    for d in 0..2 {
-        assert!((f64::from(g.mean()[d]) - mean[d]).abs() < 1e-6, "mean {d}");
+    for (got, want) in g.mean().iter().zip(mean) {
+        assert!(
+            (f64::from(*got) - want).abs() < 1e-6,
+            "mean {got} vs {want}"
+        );
     }
     let got = rows(g.covariance());
     let prec = rows(g.precision());
@@ -457,30 +460,34 @@ fn divergent_init_leaves_no_nan_and_a_set_best() {
         0,
     ));
     let x = uniform_points(&mut r, 30);
-    let means = [
-        [0.670_637_87, 0.210_382_56],
-        [0.093_940_51, 0.575_946_5],
-        [0.503_323_04, 0.956_985_24],
-        [0.185_783_01, 0.553_115_9],
-        [0.454_858_99, 0.351_825_14],
-        [0.609_279_9, 0.792_906_4],
+    // scikit-learn's f64 values, rounded to f32 below.
+    let means64: [[f64; 2]; 6] = [
+        [0.670637869618158, 0.21038256107384043],
+        [0.09394051075844147, 0.5759464955561779],
+        [0.5033230372781258, 0.9569852381759425],
+        [0.18578301420435747, 0.5531158970919143],
+        [0.4548589928173794, 0.35182513658825276],
+        [0.609279894978321, 0.7929063819678847],
     ];
-    let precisions: [f32; 6] = [
-        999_999.999_604_483,
-        999_999.999_086_957_3,
-        553.760_394_454_216_7,
-        204.785_960_089_318_34,
-        15.867_423_501_783_637,
-        85.459_572_838_973_5,
+    let precisions64: [f64; 6] = [
+        999999.999604483,
+        999999.9990869573,
+        553.7603944542167,
+        204.78596008931834,
+        15.867423501783637,
+        85.4595728389735,
     ];
-    let weights = [
-        0.033_333_333,
-        0.033_333_333,
-        0.066_666_67,
-        0.066_666_67,
-        0.7,
-        0.1,
+    let weights64: [f64; 6] = [
+        0.03333333333333341,
+        0.03333333333333341,
+        0.06666666666666674,
+        0.06666666666666674,
+        0.7000000000000001,
+        0.10000000000000007,
     ];
+    let means: Vec<[f32; 2]> = means64.iter().map(|m| [m[0] as f32, m[1] as f32]).collect();
+    let precisions: Vec<f32> = precisions64.iter().map(|&p| p as f32).collect();
+    let weights: Vec<f32> = weights64.iter().map(|&w| w as f32).collect();
     let covs: Vec<SymMat2> = precisions
         .iter()
         .map(|p| SymMat2::from_diagonal(1.0 / p))
