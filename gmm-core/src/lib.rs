@@ -32,7 +32,7 @@ pub use mat2::{Chol2, SymMat2};
 pub use mixture::{Gmm, aic, bic};
 pub use points::{Point, Points, Weighted};
 pub use quantile::P2Quantile;
-pub use select::{Criterion, Selection, SelectionRow, select_k};
+pub use select::{Criterion, Selection, SelectionRow, select_k, select_k_traced};
 pub use stream::{StepSchedule, StreamConfig, StreamingGmm, Update, Warmup};
 pub use trace::{Trace, TraceEntry};
 

@@ -1,6 +1,6 @@
 //! Choosing the number of components by an information criterion.
 
-use crate::{FitConfig, FitReport, Gmm, GmmError, Points};
+use crate::{FitConfig, FitReport, Gmm, GmmError, Points, Trace};
 
 /// Which criterion picks k (lower is better for both).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -75,6 +75,21 @@ pub fn select_k<const K: usize, P: Points + ?Sized>(
     k_max: usize,
     criterion: Criterion,
 ) -> Result<Selection<K>, GmmError> {
+    select_k_traced(data, config, k_max, criterion, &mut ())
+}
+
+/// [`select_k`], calling `trace` for every iteration of every restart of
+/// every k (the length of the weights slice tells which k).
+///
+/// # Errors
+/// As [`select_k`].
+pub fn select_k_traced<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
+    data: &P,
+    config: &FitConfig,
+    k_max: usize,
+    criterion: Criterion,
+    trace: &mut T,
+) -> Result<Selection<K>, GmmError> {
     if k_max == 0 || k_max > K {
         return Err(GmmError::InvalidK {
             k: k_max,
@@ -85,7 +100,7 @@ pub fn select_k<const K: usize, P: Points + ?Sized>(
     let mut best: Option<(f32, crate::Fit<K>)> = None;
     let mut last_error = GmmError::Diverged;
     for k in 1..=k_max {
-        match Gmm::<K>::fit(data, &config.with_k(k)) {
+        match Gmm::<K>::fit_traced(data, &config.with_k(k), trace) {
             Ok(fit) => {
                 let r = fit.report;
                 let row = SelectionRow {
