@@ -327,3 +327,5 @@ pub fn random_spd(rand: &mut Rand) -> [[f64; 2]; 2] {
     out[1][0] = out[0][1];
     out
 }
+
+pub mod fuzz;

@@ -8,6 +8,7 @@
 //! - `fuzz`: a bounded fuzz run.
 //! - `panic-check`: gmm-core proven panic-free at link time.
 
+mod fuzz;
 mod panic_check;
 mod qemu;
 mod size;
@@ -30,7 +31,7 @@ fn main() -> ExitCode {
         "qemu" => qemu::qemu(),
         "size" => size::size(),
         "bench-compare" => not_yet("bench-compare", "the benchmarks (issue 6)"),
-        "fuzz" => not_yet("fuzz", "the fuzz targets (issue 5)"),
+        "fuzz" => fuzz::run(&root(), rest),
         "panic-check" => panic_check::run(&root()),
         "help" | "-h" | "--help" => {
             println!("{}", USAGE);
@@ -147,6 +148,8 @@ fn ci() -> Result<(), String> {
         "--test",
         "reference_agreement",
     ])?;
+    // A bounded fuzz run (about a minute plus the first build).
+    fuzz::fuzz(&root, 60)?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }

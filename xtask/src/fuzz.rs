@@ -1,0 +1,88 @@
+//! `cargo xtask fuzz [--seconds N]`: a bounded libFuzzer run of the
+//! `fit` target (`fuzz/`), 60 s by default. Installs cargo-fuzz when it is
+//! missing. A crash leaves its input in `fuzz/artifacts/fit/`; once fixed,
+//! copy it to `tests/fixtures/fuzz/` so `cargo test` replays it.
+//!
+//! A longer run: `cargo xtask fuzz --seconds 3600` (the corpus in
+//! `fuzz/corpus/fit` grows across runs).
+
+use std::path::Path;
+use std::process::Command;
+
+const DEFAULT_SECONDS: u64 = 60;
+
+/// Parses the arguments and runs the fuzzer.
+pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
+    let seconds = match args {
+        [] => DEFAULT_SECONDS,
+        [flag, n] if flag == "--seconds" => n
+            .parse()
+            .map_err(|_| format!("--seconds takes a whole number, not `{n}`"))?,
+        _ => return Err("usage: cargo xtask fuzz [--seconds N]".into()),
+    };
+    fuzz(root, seconds)
+}
+
+/// Runs the `fit` target for `seconds`.
+pub fn fuzz(root: &Path, seconds: u64) -> Result<(), String> {
+    let dir = root.join("fuzz");
+    // Outside the workspace, so `cargo fmt --all` does not see it.
+    crate::run_in(&dir, "cargo", &["fmt", "--check"], &[])?;
+    if !succeeds(&dir, &["+nightly", "--version"]) {
+        return Err("the nightly toolchain is missing: `rustup toolchain install nightly`".into());
+    }
+    if !succeeds(&dir, &["+nightly", "fuzz", "--version"]) {
+        crate::run_in(root, "cargo", &["install", "cargo-fuzz", "--locked"], &[])?;
+    }
+    let max_time = format!("-max_total_time={seconds}");
+    // -a: debug assertions (integer overflow is a failure too); -s none:
+    // gmm-core forbids unsafe code, so AddressSanitizer adds only cost;
+    // -timeout: an input that runs for 20 s is a hang.
+    let args = [
+        "+nightly",
+        "fuzz",
+        "run",
+        "fit",
+        "-a",
+        "-s",
+        "none",
+        "--",
+        &max_time,
+        "-timeout=20",
+        "-print_final_stats=1",
+    ];
+    eprintln!("$ (cd fuzz && cargo {})", args.join(" "));
+    let status = cargo(&dir)
+        .args(args)
+        .status()
+        .map_err(|e| format!("could not start cargo: {e}"))?;
+    if status.success() {
+        eprintln!("xtask fuzz: {seconds} s without a failure");
+        Ok(())
+    } else {
+        Err(format!(
+            "the fuzzer found a failing input ({status}); it is in fuzz/artifacts/fit/. \
+             Reproduce with `cd fuzz && cargo +nightly fuzz run fit -a -s none <file>`, fix, \
+             then copy the file to tests/fixtures/fuzz/ as a regression test."
+        ))
+    }
+}
+
+/// `cargo` for the fuzz folder, without the toolchain choice that
+/// `cargo xtask` (pinned stable) passes down to its children.
+fn cargo(dir: &Path) -> Command {
+    let mut c = Command::new("cargo");
+    c.current_dir(dir)
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("CARGO")
+        .env_remove("RUSTC")
+        .env_remove("RUSTDOC");
+    c
+}
+
+fn succeeds(dir: &Path, args: &[&str]) -> bool {
+    cargo(dir)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
