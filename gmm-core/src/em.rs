@@ -249,16 +249,21 @@ struct Block {
     x: [f32; BLOCK],
     y: [f32; BLOCK],
     w: [f32; BLOCK],
-    len: usize,
 }
 
 /// Sum of a block in a fixed pairwise order (vectorises; deterministic).
 #[inline(always)]
-fn tree_sum(v: [f32; BLOCK]) -> f32 {
+fn tree_sum(v: &[f32; BLOCK]) -> f32 {
     let mut h = [0.0f32; BLOCK / 2];
     for (i, s) in h.iter_mut().enumerate() {
         *s = v[i] + v[i + BLOCK / 2];
     }
+    tree_sum_halves(&h)
+}
+
+/// The rest of [`tree_sum`] from its first level, `h[i] = v[i] + v[i + BLOCK / 2]`.
+#[inline(always)]
+fn tree_sum_halves(h: &[f32; BLOCK / 2]) -> f32 {
     let mut q = [0.0f32; BLOCK / 4];
     for (i, s) in q.iter_mut().enumerate() {
         *s = h[i] + h[i + BLOCK / 4];
@@ -268,7 +273,7 @@ fn tree_sum(v: [f32; BLOCK]) -> f32 {
 
 /// Minimum of a block in the same fixed pairwise order as [`tree_sum`].
 #[inline(always)]
-fn tree_min(v: [f32; BLOCK]) -> f32 {
+fn tree_min(v: &[f32; BLOCK]) -> f32 {
     let min = |a: f32, b: f32| if b < a { b } else { a };
     let mut h = [0.0f32; BLOCK / 2];
     for (i, s) in h.iter_mut().enumerate() {
@@ -357,20 +362,21 @@ fn e_block<E: Exp, const K: usize>(sc: &Scorer<K>, b: &Block, st: &mut Stats<K>)
     // ln p(x) of the points with a positive weight, +inf for the others
     // (the padding has weight 0).
     let mut low = [0.0f32; BLOCK];
-    let mut positive = 0usize;
+    // u32, not usize: a 64-bit counter halves the vector width of the loop.
+    let mut positive = 0u32;
     for i in 0..BLOCK {
         let lp = max[i] + E::ln(s[i]);
         wl[i] = b.w[i] * lp;
         inv[i] = b.w[i] / s[i];
         let counted = b.w[i] > 0.0;
         low[i] = if counted { lp } else { f32::INFINITY };
-        positive += usize::from(counted);
+        positive += u32::from(counted);
     }
-    st.log_likelihood.add(tree_sum(wl));
-    st.count += positive;
+    st.log_likelihood.add(tree_sum(&wl));
+    st.count += positive as usize;
     // The worst point: the first one at the block's minimum, as a scan
     // point by point would find it.
-    let block_low = tree_min(low);
+    let block_low = tree_min(&low);
     if block_low < st.worst.0 {
         for ((&l, &x), &y) in low.iter().zip(&b.x).zip(&b.y) {
             if l == block_low {
@@ -380,29 +386,31 @@ fn e_block<E: Exp, const K: usize>(sc: &Scorer<K>, b: &Block, st: &mut Stats<K>)
         }
     }
     for ((ej, c), m) in e.iter().zip(&sc.comps).zip(st.moments.iter_mut()).take(k) {
-        let mut r = [0.0f32; BLOCK];
-        let mut rx = [0.0f32; BLOCK];
-        let mut ry = [0.0f32; BLOCK];
-        let mut rxx = [0.0f32; BLOCK];
-        let mut rxy = [0.0f32; BLOCK];
-        let mut ryy = [0.0f32; BLOCK];
-        for i in 0..BLOCK {
-            let dx = b.x[i] - c.mx;
-            let dy = b.y[i] - c.my;
-            let ri = ej[i] * inv[i];
-            r[i] = ri;
-            rx[i] = ri * dx;
-            ry[i] = ri * dy;
-            rxx[i] = rx[i] * dx;
-            rxy[i] = rx[i] * dy;
-            ryy[i] = ry[i] * dy;
+        // The first level of `tree_sum` (point i plus point i + BLOCK / 2)
+        // fused into the loop that makes the moments
+        // [r, r dx, r dy, r dx dx, r dx dy, r dy dy], so no BLOCK-long
+        // array per moment is built and re-read.
+        let mut h = [[0.0f32; BLOCK / 2]; 6];
+        for i in 0..BLOCK / 2 {
+            let j = i + BLOCK / 2;
+            let (dx0, dy0) = (b.x[i] - c.mx, b.y[i] - c.my);
+            let (dx1, dy1) = (b.x[j] - c.mx, b.y[j] - c.my);
+            let (r0, r1) = (ej[i] * inv[i], ej[j] * inv[j]);
+            let (rx0, rx1) = (r0 * dx0, r1 * dx1);
+            let (ry0, ry1) = (r0 * dy0, r1 * dy1);
+            h[0][i] = r0 + r1;
+            h[1][i] = rx0 + rx1;
+            h[2][i] = ry0 + ry1;
+            h[3][i] = rx0 * dx0 + rx1 * dx1;
+            h[4][i] = rx0 * dy0 + rx1 * dy1;
+            h[5][i] = ry0 * dy0 + ry1 * dy1;
         }
-        m.n.add(tree_sum(r));
-        m.sx.add(tree_sum(rx));
-        m.sy.add(tree_sum(ry));
-        m.sxx.add(tree_sum(rxx));
-        m.sxy.add(tree_sum(rxy));
-        m.syy.add(tree_sum(ryy));
+        m.n.add(tree_sum_halves(&h[0]));
+        m.sx.add(tree_sum_halves(&h[1]));
+        m.sy.add(tree_sum_halves(&h[2]));
+        m.sxx.add(tree_sum_halves(&h[3]));
+        m.sxy.add(tree_sum_halves(&h[4]));
+        m.syy.add(tree_sum_halves(&h[5]));
     }
 }
 
@@ -417,28 +425,27 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
         x: [0.0; BLOCK],
         y: [0.0; BLOCK],
         w: [0.0; BLOCK],
-        len: 0,
     };
+    // The fill count lives outside `b`: kept in the block, it made a
+    // store-to-load round trip through memory on every point.
+    let mut len = 0usize;
     data.visit(|p, w| {
-        if let (Some(x), Some(y), Some(wi)) =
-            (b.x.get_mut(b.len), b.y.get_mut(b.len), b.w.get_mut(b.len))
-        {
-            *x = p[0];
-            *y = p[1];
-            *wi = w;
-        }
-        b.len += 1;
-        if b.len == BLOCK {
+        let i = len % BLOCK;
+        b.x[i] = p[0];
+        b.y[i] = p[1];
+        b.w[i] = w;
+        len = i + 1;
+        if len == BLOCK {
             e_block::<E, K>(&sc, &b, &mut st);
-            b.len = 0;
+            len = 0;
         }
     });
-    if b.len > 0 {
+    if len > 0 {
         for ((x, y), w) in
             b.x.iter_mut()
                 .zip(b.y.iter_mut())
                 .zip(b.w.iter_mut())
-                .skip(b.len)
+                .skip(len)
         {
             *x = 0.0;
             *y = 0.0;

@@ -57,11 +57,12 @@ pub fn fast_exp(x: f32) -> f32 {
     // nf * LN2_HI is exact (9 + 7 significant bits), so is the subtraction.
     let r = xc - nf * LN2_HI - nf * LN2_LO;
     let r2 = r * r;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r2
+    let p = (((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2)
         * r
-        + 0.5 * r2
+        + 1.666_666_5e-1)
+        * r
+        + 0.5)
+        * r2
         + r
         + 1.0;
     // 2^n with n in [-126, 0]: the low bits of z hold n (z's ulp is 1 and
