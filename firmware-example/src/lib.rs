@@ -10,7 +10,7 @@ pub mod sensor;
 pub mod source;
 
 pub use sensor::{I2cXySource, SensorError, XyRegisters};
-pub use source::{MixtureSource, SampleSource, checksum, collect};
+pub use source::{Checksum, MixtureSource, SampleSource, checksum, collect};
 
 /// The mixture the default source draws from (the seed notebook's):
 /// weights, means and covariance rows.
@@ -38,6 +38,57 @@ pub const FIT_SEED: u64 = 7;
 pub const BENCH_ITERS_A: u32 = 2;
 /// See [`BENCH_ITERS_A`].
 pub const BENCH_ITERS_B: u32 = 12;
+
+/// Seed of the streaming phase's generator: a second xoshiro128++ stream
+/// from the same seed mixture, independent of [`DATA_SEED`]'s points.
+pub const STREAM_SEED: u64 = 2025;
+/// Samples each streaming run learns from (drawn one at a time, never
+/// stored beyond a [`STREAM_CHUNK`]).
+pub const N_STREAM: u32 = 2000;
+/// A streaming run logs a snapshot of its model every this many samples
+/// (and after the last).
+pub const SNAPSHOT_EVERY: u32 = 250;
+/// Samples drawn ahead of being learnt, so that SysTick times the updates
+/// without the generator: a small stack buffer, not the stream.
+pub const STREAM_CHUNK: usize = 50;
+/// The constant step of the second streaming run (memory of about 100
+/// samples).
+pub const CONSTANT_STEP: f32 = 0.01;
+
+const _: () = assert!(STREAM_CHUNK > 0 && (SNAPSHOT_EVERY as usize).is_multiple_of(STREAM_CHUNK));
+
+/// The streaming runs, each started from the batch fit chosen by BIC: the
+/// default decaying steps (the batch fit counted as its `N_POINTS`
+/// samples, so the first steps do not throw it away), and a constant step
+/// that forgets (for a drifting sensor).
+#[must_use]
+pub fn stream_configs() -> [gmm_core::StreamConfig; 2] {
+    let base = gmm_core::StreamConfig::new();
+    [
+        base.with_prior_updates(N_POINTS as u32),
+        base.with_schedule(gmm_core::StepSchedule::Constant(CONSTANT_STEP)),
+    ]
+}
+
+/// How each step schedule is logged: `(code, a, b)` with code 0 for
+/// `Decaying { alpha: a, t0: b }` and 1 for `Constant(a)` (b = 0).
+#[must_use]
+pub fn schedule_code(s: gmm_core::StepSchedule) -> (u8, f32, f32) {
+    match s {
+        gmm_core::StepSchedule::Decaying { alpha, t0 } => (0, alpha, t0),
+        gmm_core::StepSchedule::Constant(g) => (1, g, 0.0),
+    }
+}
+
+/// The inverse of [`schedule_code`].
+#[must_use]
+pub fn schedule_from_code(code: u8, a: f32, b: f32) -> Option<gmm_core::StepSchedule> {
+    match code {
+        0 => Some(gmm_core::StepSchedule::Decaying { alpha: a, t0: b }),
+        1 => Some(gmm_core::StepSchedule::Constant(a)),
+        _ => None,
+    }
+}
 
 /// How each `ExpMode` is numbered in the log (`exp=` fields).
 #[must_use]
@@ -67,4 +118,19 @@ pub fn bench_start<const K: usize>() -> Result<gmm_core::Gmm<K>, gmm_core::GmmEr
     let means = SEED_MEANS.map(|[x, y]| [0.5 * x, 0.5 * y]);
     let cov = gmm_core::SymMat2::new(4.0, 0.0, 4.0);
     gmm_core::Gmm::new(&[1.0, 1.0, 1.0], &means, &[cov; 3])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_configs_are_valid_and_their_schedules_round_trip() {
+        for c in stream_configs() {
+            c.validate().unwrap();
+            let (code, a, b) = schedule_code(c.schedule);
+            assert_eq!(schedule_from_code(code, a, b), Some(c.schedule));
+        }
+        assert_eq!(schedule_from_code(7, 0.5, 0.0), None);
+    }
 }

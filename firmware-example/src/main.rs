@@ -1,7 +1,8 @@
 //! Collect points, fit them with gmm-core for k = 1..=K_MAX, pick k by
-//! BIC, time a few refits per E-step exponential, and stream everything
-//! over RTT as defmt messages that `gmm rtt --check` decodes and checks
-//! bit for bit against the host.
+//! BIC, time a few refits per E-step exponential, then learn from a
+//! stream of further samples with streaming EM started from the chosen
+//! fit, and stream everything over RTT as defmt messages that
+//! `gmm rtt --check` decodes and checks bit for bit against the host.
 //!
 //! Every f32 is logged twice: as `{=f32}` to read, and as its bits
 //! (`{=u32:#010x}`) so the host recovers the exact value.
@@ -106,9 +107,10 @@ fn minimal_fit(points: &heapless::Vec<Point, { fw::N_POINTS }>) -> bool {
 
 #[cfg(feature = "fit")]
 mod fits {
-    use super::{stack, ticks};
     use firmware_example as fw;
-    use gmm_core::{ExpMode, Fit, FitConfig, Gmm, GmmError, Point, Trace};
+    use gmm_core::{
+        ExpMode, Fit, FitConfig, Gmm, GmmError, Point, StreamingGmm, SufficientStats, Trace,
+    };
 
     type Model = Gmm<{ fw::K_CAPACITY }>;
 
@@ -147,13 +149,15 @@ mod fits {
         let mut id = 0u32;
         let mut ok = true;
         defmt::info!(
-            "size model_bytes={=u32} fit_bytes={=u32}",
+            "size model_bytes={=u32} fit_bytes={=u32} stats_bytes={=u32} stream_bytes={=u32}",
             core::mem::size_of::<Model>() as u32,
-            core::mem::size_of::<Fit<{ fw::K_CAPACITY }>>() as u32
+            core::mem::size_of::<Fit<{ fw::K_CAPACITY }>>() as u32,
+            core::mem::size_of::<SufficientStats<{ fw::K_CAPACITY }>>() as u32,
+            core::mem::size_of::<StreamingGmm<{ fw::K_CAPACITY }>>() as u32
         );
 
         // Model selection: k = 1..=K_MAX, lowest BIC wins (as select_k).
-        let mut best: Option<(f32, u32, usize)> = None;
+        let mut best: Option<(f32, u32, usize, Model)> = None;
         for k in 1..=fw::K_MAX {
             let config = base.with_k(k);
             log_config(id, &config, fw::WARM_NONE, true);
@@ -165,8 +169,8 @@ mod fits {
                 Ok(fit) => {
                     let bic = fit.report.bic();
                     log_fit(id, &fit, bic);
-                    if best.is_none_or(|(b, _, _)| bic < b) {
-                        best = Some((bic, id, k));
+                    if best.is_none_or(|(b, _, _, _)| bic < b) {
+                        best = Some((bic, id, k, fit.model));
                     }
                 }
                 Err(e) => {
@@ -179,7 +183,7 @@ mod fits {
             id += 1;
         }
         match best {
-            Some((bic, fit, k)) => defmt::info!(
+            Some((bic, fit, k, _)) => defmt::info!(
                 "select best_k={=u32} fit={=u32} bic={=f32} {=u32:#010x}",
                 k as u32,
                 fit,
@@ -194,7 +198,7 @@ mod fits {
 
         // The chosen k once more as an application would fit it: plain
         // `Gmm::fit`, no trace. Its stack is the figure for the fit alone.
-        if let Some((_, _, k)) = best {
+        if let Some((_, _, k, _)) = best {
             let config = base.with_k(k);
             log_config(id, &config, fw::WARM_NONE, false);
             match measure(id, low_water, || Model::fit(points, &config)) {
@@ -244,37 +248,26 @@ mod fits {
                 pair[1]
             );
         }
+
+        // Streaming EM, started from the chosen fit.
+        if let Some((_, fit, _, model)) = best {
+            for (stream, config) in (0u32..).zip(fw::stream_configs()) {
+                ok &= super::streams::run(stream, &model, fit, &config, low_water);
+            }
+        }
         ok
     }
 
-    /// Runs `f` between two SysTick reads on a freshly painted stack and
-    /// logs its cost.
-    ///
-    /// The stack is counted from the stack pointer here down to the lowest
-    /// painted word `f` overwrote; `f` runs inside a function that is
-    /// never inlined, so its locals cannot hide in this caller's frame
-    /// (allocated before the stack pointer is read).
+    /// Runs `f` under [`super::timed`] and logs its cost.
     fn measure<T>(id: u32, low_water: &mut usize, f: impl FnOnce() -> T) -> T {
-        *low_water = (*low_water).min(stack::low_water());
-        let sp = stack::pointer();
-        stack::paint();
-        let t0 = ticks::now();
-        let out = isolated(f);
-        let t1 = ticks::now();
-        let low = stack::low_water();
-        *low_water = (*low_water).min(low);
+        let (out, ticks, stack) = super::timed(low_water, f);
         defmt::info!(
             "cost fit={=u32} ticks={=u64} stack={=u32}",
             id,
-            t1 - t0,
-            sp.saturating_sub(low) as u32
+            ticks,
+            stack
         );
         out
-    }
-
-    #[inline(never)]
-    fn isolated<T>(f: impl FnOnce() -> T) -> T {
-        f()
     }
 
     fn log_config(id: u32, c: &FitConfig, warm: i32, traced: bool) {
@@ -371,6 +364,180 @@ mod fits {
             k as u32,
             what
         );
+    }
+}
+
+/// Runs `f` between two SysTick reads on a freshly painted stack; returns
+/// its result, its ticks and its stack bytes.
+///
+/// The stack is counted from the stack pointer here down to the lowest
+/// painted word `f` overwrote; `f` runs inside a function that is never
+/// inlined, so its locals cannot hide in this caller's frame (allocated
+/// before the stack pointer is read).
+#[cfg(feature = "fit")]
+fn timed<T>(low_water: &mut usize, f: impl FnOnce() -> T) -> (T, u64, u32) {
+    *low_water = (*low_water).min(stack::low_water());
+    let sp = stack::pointer();
+    stack::paint();
+    let t0 = ticks::now();
+    let out = isolated(f);
+    let t1 = ticks::now();
+    let low = stack::low_water();
+    *low_water = (*low_water).min(low);
+    (out, t1 - t0, sp.saturating_sub(low) as u32)
+}
+
+#[cfg(feature = "fit")]
+#[inline(never)]
+fn isolated<T>(f: impl FnOnce() -> T) -> T {
+    f()
+}
+
+/// Streaming EM on the device: a [`StreamingGmm`](gmm_core::StreamingGmm)
+/// started from the batch fit learns from [`fw::N_STREAM`] further samples
+/// of the seed mixture, drawn from [`fw::STREAM_SEED`]; a snapshot of the
+/// live model goes out every [`fw::SNAPSHOT_EVERY`] samples.
+#[cfg(feature = "fit")]
+mod streams {
+    use firmware_example as fw;
+    use fw::SampleSource;
+    use gmm_core::{Gmm, GmmError, Point, StreamConfig, StreamingGmm};
+
+    type Stream = StreamingGmm<{ fw::K_CAPACITY }>;
+
+    /// One streaming run; false when it could not run to the end.
+    ///
+    /// The samples are drawn [`fw::STREAM_CHUNK`] at a time into a small
+    /// buffer and then learnt, so that SysTick times the updates alone;
+    /// the stack is measured per chunk of updates.
+    pub fn run(
+        id: u32,
+        start: &Gmm<{ fw::K_CAPACITY }>,
+        start_fit: u32,
+        config: &StreamConfig,
+        low_water: &mut usize,
+    ) -> bool {
+        let (code, a, b) = fw::schedule_code(config.schedule);
+        defmt::info!(
+            "streamcfg stream={=u32} start_fit={=u32} k={=u32} seed={=u64} n={=u32} every={=u32} schedule={=u8} a={=u32:#010x} b={=u32:#010x} reg_covar={=u32:#010x} min_mass={=u32:#010x} false_alarm={=u32:#010x} prior={=u32}",
+            id,
+            start_fit,
+            start.k() as u32,
+            fw::STREAM_SEED,
+            fw::N_STREAM,
+            fw::SNAPSHOT_EVERY,
+            code,
+            a.to_bits(),
+            b.to_bits(),
+            config.reg_covar.to_bits(),
+            config.min_mass.to_bits(),
+            config.false_alarm_rate.to_bits(),
+            config.prior_updates
+        );
+        let Ok(mut source) = fw::MixtureSource::seed_mixture(fw::STREAM_SEED) else {
+            return false;
+        };
+        let mut stream = match Stream::from_model(start, config) {
+            Ok(s) => s,
+            Err(e) => {
+                log_error(id, 0, e);
+                return false;
+            }
+        };
+        let mut sum = fw::Checksum::new();
+        let mut chunk = [[0.0f32; 2]; fw::STREAM_CHUNK];
+        let (mut drawn, mut anomalies, mut total_ticks, mut max_stack) = (0u32, 0u32, 0u64, 0u32);
+        while drawn < fw::N_STREAM {
+            let len = (fw::N_STREAM - drawn).min(fw::STREAM_CHUNK as u32) as usize;
+            let chunk = &mut chunk[..len];
+            for p in chunk.iter_mut() {
+                // The mixture source cannot fail (Infallible).
+                let Ok(x) = source.next_point();
+                *p = x;
+                sum.add(x);
+            }
+            let (result, ticks, stack) =
+                super::timed(low_water, || learn(&mut stream, chunk, &mut anomalies));
+            total_ticks += ticks;
+            max_stack = max_stack.max(stack);
+            drawn += len as u32;
+            if let Err(e) = result {
+                log_snapshot(id, &stream, anomalies);
+                log_error(id, stream.n_seen() + stream.n_rejected(), e);
+                return false;
+            }
+            if drawn.is_multiple_of(fw::SNAPSHOT_EVERY) || drawn == fw::N_STREAM {
+                log_snapshot(id, &stream, anomalies);
+            }
+        }
+        defmt::info!(
+            "scost stream={=u32} updates={=u32} ticks={=u64} stack={=u32} checksum={=u32:#010x}",
+            id,
+            drawn,
+            total_ticks,
+            max_stack,
+            sum.value()
+        );
+        true
+    }
+
+    /// Learns every point of `chunk` up to the first error, counting the
+    /// ones flagged as anomalies (scored before their update).
+    fn learn(stream: &mut Stream, chunk: &[Point], anomalies: &mut u32) -> Result<(), GmmError> {
+        for &x in chunk {
+            *anomalies += u32::from(stream.update(x)?.anomaly);
+        }
+        Ok(())
+    }
+
+    /// The live model, bit for bit; a threshold of NaN means none yet.
+    fn log_snapshot(id: u32, stream: &Stream, anomalies: u32) {
+        let threshold = stream.threshold().unwrap_or(f32::NAN);
+        defmt::info!(
+            "snap stream={=u32} n_seen={=u64} rejected={=u64} reseeded={=u32} anomalies={=u32} threshold={=f32} {=u32:#010x}",
+            id,
+            stream.n_seen(),
+            stream.n_rejected(),
+            stream.reseeded(),
+            anomalies,
+            threshold,
+            threshold.to_bits()
+        );
+        let model = stream.model();
+        for (j, (&w, g)) in model.weights().iter().zip(model.components()).enumerate() {
+            let m = g.mean();
+            let c = g.covariance();
+            defmt::info!(
+                "scomp stream={=u32} n_seen={=u64} j={=u32} w={=f32} mean=({=f32}, {=f32}) cov=({=f32}, {=f32}, {=f32}) bits={=u32:#010x} {=u32:#010x} {=u32:#010x} {=u32:#010x} {=u32:#010x} {=u32:#010x}",
+                id,
+                stream.n_seen(),
+                j as u32,
+                w,
+                m[0],
+                m[1],
+                c.xx,
+                c.xy,
+                c.yy,
+                w.to_bits(),
+                m[0].to_bits(),
+                m[1].to_bits(),
+                c.xx.to_bits(),
+                c.xy.to_bits(),
+                c.yy.to_bits()
+            );
+        }
+    }
+
+    fn log_error(id: u32, at: u64, e: GmmError) {
+        let what = match e {
+            GmmError::NonFinitePoint { .. } => "non-finite point",
+            GmmError::PointOutOfRange { .. } => "point out of range",
+            GmmError::SingularCovariance { .. } => "singular covariance",
+            GmmError::Diverged => "diverged",
+            GmmError::InvalidConfig { reason } | GmmError::InvalidParameters { reason } => reason,
+            _ => "other error",
+        };
+        defmt::warn!("serr stream={=u32} at={=u64} error={=str}", id, at, what);
     }
 }
 

@@ -37,16 +37,45 @@ pub fn collect<S: SampleSource, const N: usize>(
 /// so the host knows it regenerated the same data before comparing fits.
 #[must_use]
 pub fn checksum(points: &[Point]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for p in points {
+    let mut h = Checksum::new();
+    for &p in points {
+        h.add(p);
+    }
+    h.value()
+}
+
+/// [`checksum`] one point at a time, for a stream that is not stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checksum(u32);
+
+impl Checksum {
+    /// The checksum of no points.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self(0x811c_9dc5)
+    }
+
+    /// Adds the next point.
+    pub fn add(&mut self, p: Point) {
         for v in p {
             for byte in v.to_bits().to_le_bytes() {
-                h ^= u32::from(byte);
-                h = h.wrapping_mul(0x0100_0193);
+                self.0 ^= u32::from(byte);
+                self.0 = self.0.wrapping_mul(0x0100_0193);
             }
         }
     }
-    h
+
+    /// The checksum of the points added so far.
+    #[must_use]
+    pub const fn value(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for Checksum {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Draws from a fixed mixture with a seeded xoshiro128++ generator: the
@@ -136,6 +165,17 @@ mod tests {
         let b = [[f32::from_bits(1.0f32.to_bits() ^ 1), 2.0]];
         assert_ne!(checksum(&a), checksum(&b));
         assert_eq!(checksum(&[]), 0x811c_9dc5);
+    }
+
+    #[test]
+    fn running_checksum_equals_the_slice_checksum() {
+        let pts = [[1.0f32, -2.0], [0.5, 3.25], [f32::MAX, 0.0]];
+        let mut c = Checksum::new();
+        for &p in &pts {
+            c.add(p);
+        }
+        assert_eq!(c.value(), checksum(&pts));
+        assert_ne!(c.value(), checksum(&pts[..2]));
     }
 
     struct Failing(u32);
