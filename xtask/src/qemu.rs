@@ -122,7 +122,9 @@ pub fn qemu() -> Result<(), String> {
     ensure_qemu()?;
     let elf = build("qemu", &["qemu"], &[])?;
     run_checked(&elf, true)?;
-    eprintln!("xtask qemu: every fit of the firmware matched the host bit for bit");
+    eprintln!(
+        "xtask qemu: every fit and streaming snapshot of the firmware matched the host bit for bit"
+    );
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The firmware's log as data: each defmt frame becomes a tag (the first
 //! word of its format string) and its rendered parameters, which are then
-//! gathered into what the device did (plan, data, fits, costs).
+//! gathered into what the device did (plan, data, fits, streaming runs,
+//! costs).
 //!
 //! Exact values come from the `{=u32:#010x}` bits the firmware logs next
 //! to every f32; the rendered f32 is only cross-checked against them.
@@ -78,6 +79,75 @@ pub struct Bench {
     pub fits: [u32; 2],
 }
 
+/// A streaming run's configuration as the device logged it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StreamCfg {
+    /// The fit whose model the stream starts from.
+    pub start_fit: u32,
+    /// Active components.
+    pub k: usize,
+    /// Seed of the stream's sample generator.
+    pub seed: u64,
+    /// Samples learnt.
+    pub n: u32,
+    /// A snapshot every this many samples.
+    pub every: u32,
+    /// Step schedule code (0 decaying, 1 constant) and its two values.
+    pub schedule: (u8, f32, f32),
+    /// Covariance regularisation.
+    pub reg_covar: f32,
+    /// Re-seeding mass.
+    pub min_mass: f32,
+    /// Anomaly false-alarm rate.
+    pub false_alarm_rate: f32,
+    /// Updates counted as seen at the start.
+    pub prior_updates: u32,
+}
+
+/// The live streaming model at one point of the stream.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    /// Samples learnt so far.
+    pub n_seen: u64,
+    /// Samples rejected so far.
+    pub rejected: u64,
+    /// Components re-seeded so far.
+    pub reseeded: u32,
+    /// Samples flagged as anomalies so far (scored before their update).
+    pub anomalies: u32,
+    /// Bits of the anomaly threshold (NaN: none yet).
+    pub threshold: u32,
+    /// Per component: bits of weight, mean x, mean y, cov xx, xy, yy.
+    pub comps: Vec<[u32; 6]>,
+}
+
+/// Everything logged about one streaming run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DevStream {
+    /// Its configuration.
+    pub cfg: StreamCfg,
+    /// Snapshots in stream order.
+    pub snaps: Vec<Snapshot>,
+    /// (at, error text) when the run stopped on an error.
+    pub error: Option<(u64, String)>,
+    /// (updates, SysTick ticks of the updates, deepest stack of a chunk
+    /// of updates, checksum of the samples).
+    pub cost: Option<(u64, u64, u64, u32)>,
+}
+
+/// Bytes of the core's types on the device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TypeSizes {
+    /// `Gmm<K>`.
+    pub model: u64,
+    /// `Fit<K>`.
+    pub fit: u64,
+    /// `SufficientStats<K>` (the batch EM's statistics).
+    pub stats: u64,
+    /// `StreamingGmm<K>`.
+    pub stream: u64,
+}
+
 /// What the device reported over a run.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Run {
@@ -91,10 +161,12 @@ pub struct Run {
     pub select: Option<(usize, u32, u32)>,
     /// Benchmark pairs.
     pub benches: Vec<Bench>,
+    /// Streaming runs by id.
+    pub streams: BTreeMap<u32, DevStream>,
     /// (peak stack bytes, stack region bytes).
     pub stack: Option<(u64, u64)>,
-    /// (bytes of the model type, bytes of the fit result type).
-    pub sizes: Option<(u64, u64)>,
+    /// Bytes of the core's types.
+    pub sizes: Option<TypeSizes>,
     /// The `done ok=` flag.
     pub done: Option<bool>,
     /// Lines that did not parse (a format mismatch between the firmware
@@ -148,6 +220,13 @@ impl Run {
         self.fits
             .get_mut(&id)
             .ok_or_else(|| format!("fit {id} has no `fitcfg` line before it"))
+    }
+
+    fn stream_mut(&mut self, id: &str) -> Result<&mut DevStream, String> {
+        let id: u32 = int(id)?;
+        self.streams
+            .get_mut(&id)
+            .ok_or_else(|| format!("stream {id} has no `streamcfg` line before it"))
     }
 
     fn try_add(&mut self, line: &Line) -> Result<(), String> {
@@ -258,10 +337,92 @@ impl Run {
             }),
             ("stack", [peak, total]) => self.stack = Some((int(peak)?, int(total)?)),
             ("done", [ok]) => self.done = Some(boolean(ok)?),
-            ("size", [model, fit]) => self.sizes = Some((int(model)?, int(fit)?)),
+            ("size", [model, fit, stats, stream]) => {
+                self.sizes = Some(TypeSizes {
+                    model: int(model)?,
+                    fit: int(fit)?,
+                    stats: int(stats)?,
+                    stream: int(stream)?,
+                });
+            }
+            (
+                "streamcfg",
+                [
+                    id,
+                    start_fit,
+                    k,
+                    seed,
+                    n,
+                    every,
+                    code,
+                    a,
+                    b,
+                    reg,
+                    min_mass,
+                    far,
+                    prior,
+                ],
+            ) => {
+                let f = |s: &str| bits(s).map(f32::from_bits);
+                let cfg = StreamCfg {
+                    start_fit: int(start_fit)?,
+                    k: int(k)?,
+                    seed: int(seed)?,
+                    n: int(n)?,
+                    every: int(every)?,
+                    schedule: (int(code)?, f(a)?, f(b)?),
+                    reg_covar: f(reg)?,
+                    min_mass: f(min_mass)?,
+                    false_alarm_rate: f(far)?,
+                    prior_updates: int(prior)?,
+                };
+                let stream = DevStream {
+                    cfg,
+                    snaps: Vec::new(),
+                    error: None,
+                    cost: None,
+                };
+                if self.streams.insert(int(id)?, stream).is_some() {
+                    return Err("stream id logged twice".into());
+                }
+            }
+            ("snap", [id, n_seen, rejected, reseeded, anomalies, shown, b]) => {
+                let b = bits(b)?;
+                shown_matches(shown, b)?;
+                let snap = Snapshot {
+                    n_seen: int(n_seen)?,
+                    rejected: int(rejected)?,
+                    reseeded: int(reseeded)?,
+                    anomalies: int(anomalies)?,
+                    threshold: b,
+                    comps: Vec::new(),
+                };
+                self.stream_mut(id)?.snaps.push(snap);
+            }
+            ("scomp", [id, n_seen, j, rest @ ..]) if rest.len() == 12 => {
+                let mut c = [0u32; 6];
+                for (slot, (shown, b)) in c.iter_mut().zip(rest[..6].iter().zip(&rest[6..])) {
+                    *slot = bits(b)?;
+                    shown_matches(shown, *slot)?;
+                }
+                let (n_seen, j): (u64, usize) = (int(n_seen)?, int(j)?);
+                match self.stream_mut(id)?.snaps.last_mut() {
+                    Some(s) if s.n_seen == n_seen && s.comps.len() == j => s.comps.push(c),
+                    _ => return Err(format!("snapshot component {j} out of order")),
+                }
+            }
+            ("serr", [id, at, what]) => {
+                let error = (int(at)?, (*what).to_string());
+                self.stream_mut(id)?.error = Some(error);
+            }
+            ("scost", [id, updates, ticks, stack, sum]) => {
+                let cost = (int(updates)?, int(ticks)?, int(stack)?, bits(sum)?);
+                self.stream_mut(id)?.cost = Some(cost);
+            }
             (
                 "plan" | "data" | "fitcfg" | "iter" | "fit" | "comp" | "cost" | "fiterr" | "select"
-                | "bench" | "stack" | "done" | "size",
+                | "bench" | "stack" | "done" | "size" | "streamcfg" | "snap" | "scomp" | "serr"
+                | "scost",
                 _,
             ) => {
                 return Err(format!("unexpected number of parameters ({})", p.len()));

@@ -138,9 +138,13 @@ fn run_inner(args: &RttArgs) -> Result<i32, String> {
             eprintln!("gmm rtt: MISMATCH {m}");
         }
         println!(
-            "check: {} of {} fits matched the host bit for bit{}",
+            "check: {} of {} matched the host bit for bit ({} of {} fits, {} of {} streaming snapshots){}",
+            report.matched + report.snapshots_matched,
+            report.fits + report.snapshots,
             report.matched,
             report.fits,
+            report.snapshots_matched,
+            report.snapshots,
             if report.ok() { "" } else { " -- FAILED" }
         );
         if !report.ok() {
@@ -183,9 +187,43 @@ fn summary(run: &log::Run) {
     if let Some(s) = deepest(true) {
         println!("metric traced_fit_stack_bytes {s}");
     }
-    if let Some((model, fit)) = run.sizes {
-        println!("metric model_bytes {model}");
-        println!("metric fit_result_bytes {fit}");
+    if let Some(s) = run.sizes {
+        println!("metric model_bytes {}", s.model);
+        println!("metric fit_result_bytes {}", s.fit);
+        println!("metric stats_bytes {}", s.stats);
+        println!("metric stream_bytes {}", s.stream);
+    }
+    println!("stream  k  schedule  updates  ticks      instructions/update  stack_bytes");
+    for (id, st) in &run.streams {
+        let schedule = match st.cfg.schedule.0 {
+            0 => "decaying",
+            1 => "constant",
+            _ => "?",
+        };
+        let Some((updates, ticks, stack, _)) = st.cost else {
+            println!(
+                "{id:<7} {:<2} {schedule:<9} (stopped: {:?})",
+                st.cfg.k, st.error
+            );
+            continue;
+        };
+        let per = if updates > 0 {
+            (ticks * check::INSTRUCTIONS_PER_TICK) as f64 / updates as f64
+        } else {
+            0.0
+        };
+        println!(
+            "{id:<7} {:<2} {schedule:<9} {updates:<8} {ticks:<10} {per:<20.1} {stack}",
+            st.cfg.k
+        );
+        if updates > 0 {
+            println!("metric stream_k {}", st.cfg.k);
+            println!(
+                "metric instructions_per_update_{schedule} {per:.1} (k={} updates={updates})",
+                st.cfg.k
+            );
+            println!("metric stream_update_stack_bytes_{schedule} {stack}");
+        }
     }
     if let Some((peak, total)) = run.stack {
         println!("metric peak_stack_bytes {peak}");
