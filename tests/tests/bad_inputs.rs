@@ -232,7 +232,7 @@ fn check_fit(name: &str, fit: &Fit<K>) -> Result<(), String> {
             && s.is_finite()
             && s.xx > 0.0
             && s.yy > 0.0
-            && s.xx * s.yy - s.xy * s.xy > 0.0
+            && f64::from(s.xx) * f64::from(s.yy) - f64::from(s.xy).powi(2) > 0.0
             && g.precision().is_finite();
         if !ok {
             return Err(format!("{name}: invalid component {g:?} (weight {w})"));
