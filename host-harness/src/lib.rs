@@ -6,6 +6,7 @@ pub mod cli;
 pub mod data;
 pub mod demo;
 pub mod engine;
+pub mod parallel;
 pub mod plot;
 pub mod reference;
 pub mod rtt;
