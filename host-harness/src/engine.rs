@@ -286,40 +286,43 @@ pub fn check_k(k: usize, data: &Dataset) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The core's starting parameters for restart seed `seed` (its fit with
-/// `max_iter = 0`).
+/// The core's starting parameters for restart `restart` of a fit with
+/// these settings (`Gmm::initialise`: the start that restart of
+/// `Gmm::fit` uses, from the seed's stream jumped `restart` times).
+///
+/// `Ok(Err(..))` is an initialisation that failed, which the core counts
+/// as a failed restart; the outer error is bad input.
 fn core_start(
     data: &Dataset,
     s: &Settings,
     method: InitMethod,
-    seed: u64,
-) -> Result<Mixture64, CliError> {
-    let cfg = s
-        .core_config(s.k)?
-        .with_init(method)
-        .with_max_iter(0)
-        .with_n_init(1)
-        .with_seed(seed);
+    restart: usize,
+) -> Result<Result<Mixture64, CliError>, CliError> {
+    let cfg = s.core_config(s.k)?.with_init(method);
+    let restart = u32::try_from(restart)
+        .map_err(|_| CliError::input("--n-init is larger than 4294967295"))?;
     let points = data.points_f32();
-    let fit: Result<gmm_core::Fit<CAPACITY>, GmmError> = match data.weights_f32() {
+    let start: Result<Model, GmmError> = match data.weights_f32() {
         Some(w) => {
             let wd = Weighted::new(&points, &w).map_err(|e| core_error(e, data))?;
-            Model::fit(&wd, &cfg)
+            Model::initialise(&wd, &cfg, restart)
         }
-        None => Model::fit(points.as_slice(), &cfg),
+        None => Model::initialise(points.as_slice(), &cfg, restart),
     };
-    let fit = fit.map_err(|e| {
-        let e = core_error(e, data);
-        if e.code == 1 {
-            CliError::failed(format!(
-                "the core's initialisation (which the reference starts from) failed: {}",
-                e.message.trim_start_matches("the core's fit failed: ")
-            ))
-        } else {
-            e
+    match start {
+        Ok(g) => Ok(Ok(from_core(&g))),
+        Err(e) => {
+            let e = core_error(e, data);
+            if e.code == 1 {
+                Ok(Err(CliError::failed(format!(
+                    "the core's initialisation (which the reference starts from) failed: {}",
+                    e.message.trim_start_matches("the core's fit failed: ")
+                ))))
+            } else {
+                Err(e)
+            }
         }
-    })?;
-    Ok(from_core(&fit.model))
+    }
 }
 
 /// Runs one fit. `on_progress(r, i)` is called as iteration `i` of
@@ -327,9 +330,9 @@ fn core_start(
 /// for progress bars.
 ///
 /// The core runs its own restarts. The reference starts restart `r` from
-/// the core's initialisation with seed `seed + r` (the same start as the
-/// core for restart 0; later restarts draw from other streams than the
-/// core's jumped ones), or from the given parameters.
+/// exactly the core's start of restart `r` (`Gmm::initialise`), or from
+/// the given parameters; a restart whose initialisation fails is counted
+/// as failed by both.
 ///
 /// # Errors
 /// [`CliError::input`] for bad settings or data; [`CliError::failed`]
@@ -390,10 +393,10 @@ pub fn run(
                 max_iter: s.max_iter,
                 reg_covar: s.reg_covar,
             };
-            let starts: Vec<Mixture64> = match &s.start {
-                Start::Given(m) => vec![m.clone()],
+            let starts: Vec<Result<Mixture64, CliError>> = match &s.start {
+                Start::Given(m) => vec![Ok(m.clone())],
                 Start::Method(method) => (0..s.n_init)
-                    .map(|r| core_start(data, s, *method, s.seed.wrapping_add(r as u64)))
+                    .map(|r| core_start(data, s, *method, r))
                     .collect::<Result<_, _>>()?,
             };
             let t0 = Instant::now();
@@ -403,6 +406,14 @@ pub fn run(
             let mut trace = Vec::new();
             for (r, start) in starts.iter().enumerate() {
                 on_progress(r, 0);
+                let start = match start {
+                    Ok(m) => m,
+                    Err(e) => {
+                        failed += 1;
+                        last_error = Some(e.clone());
+                        continue;
+                    }
+                };
                 match reference::fit(&data.points, data.weights.as_deref(), start, &rc) {
                     Ok(f) => {
                         for (i, (ll, w)) in f.trace.iter().zip(&f.weights_trace).enumerate() {
@@ -422,16 +433,13 @@ pub fn run(
                     }
                     Err(e) => {
                         failed += 1;
-                        last_error = Some(e);
+                        last_error = Some(reference_error(e, data));
                     }
                 }
             }
             let fit_seconds = t0.elapsed().as_secs_f64();
             let Some((restart, f)) = best else {
-                return Err(reference_error(
-                    last_error.unwrap_or(RefError::Diverged),
-                    data,
-                ));
+                return Err(last_error.unwrap_or_else(|| reference_error(RefError::Diverged, data)));
             };
             Ok(Outcome {
                 engine,
