@@ -42,6 +42,9 @@ pub enum Command {
     Compare(CompareArgs),
     /// Label points with a fitted model: label, log-density, probabilities.
     Predict(PredictArgs),
+    /// Learn a mixture one sample at a time (gmm-core's streaming EM) over
+    /// a CSV in file order, printing a snapshot every N samples.
+    Stream(crate::stream::StreamArgs),
     /// Draw a plot (SVG, or PNG by the output's extension).
     #[command(subcommand)]
     Plot(PlotCommand),
@@ -367,10 +370,13 @@ pub fn main() -> i32 {
                 let _ = e.print();
                 return if e.use_stderr() { 2 } else { 0 };
             }
-            // One line, like every other error of the command line.
+            // One line, like every other error of the command line: clap's
+            // first paragraph (it may list missing arguments on lines of
+            // their own) joined.
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let first = text.split("\n\n").next().unwrap_or("invalid arguments");
+            let first = first.split_whitespace().collect::<Vec<_>>().join(" ");
+            let first = first.strip_prefix("error: ").unwrap_or(&first);
             eprintln!("gmm: error: {first} (see --help)");
             return 2;
         }
@@ -381,6 +387,7 @@ pub fn main() -> i32 {
         Command::Select(a) => select(a, cli.quiet),
         Command::Compare(a) => compare(a),
         Command::Predict(a) => predict(a),
+        Command::Stream(a) => crate::stream::command(a),
         Command::Plot(p) => plot_command(p),
         Command::Demo(a) => crate::demo::run(a, cli.quiet),
         Command::Rtt(a) => return crate::rtt::run(a),

@@ -10,3 +10,4 @@ pub mod parallel;
 pub mod plot;
 pub mod reference;
 pub mod rtt;
+pub mod stream;

@@ -1,0 +1,470 @@
+//! `gmm stream`: gmm-core's streaming (stepwise) EM over a CSV file in file
+//! order, printing a snapshot of the live model every N samples.
+
+use crate::data::{self, CliError, Dataset};
+use crate::engine::{self, CAPACITY, Engine};
+use crate::reference::{self, Mixture64};
+use clap::{Args, ValueEnum};
+use gmm_core::{FitConfig, GmmError, Point, StepSchedule, StreamConfig, StreamingGmm, Warmup};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The warm-up lengths this build offers: `Warmup<K, M>` takes `M` as a
+/// const generic (its buffer has a fixed capacity, as on the device).
+pub const WARMUPS: [usize; 8] = [32, 64, 128, 256, 512, 1024, 2048, 4096];
+
+/// The step-size schedule of `gmm stream`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleArg {
+    /// `gamma_t = (t + t0)^(-alpha)`: settles on a stationary stream.
+    Decaying,
+    /// `gamma_t = step`: forgets with a memory of about 1/step samples;
+    /// follows a drifting sensor.
+    Constant,
+}
+
+/// Arguments of `gmm stream`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Snapshots come at every multiple of --every samples once the warm-up is over, and at the end \
+(the last sample), so a file of n rows gives ceil(n / every) of them when every >= warmup.
+
+Keys of a --json snapshot: those of `gmm fit --json`, defined for a stream as follows, plus \
+n_seen, n_rejected, reseeded, threshold, n_anomalies, warmup, schedule.
+  n, n_seen      rows read so far / samples the model has learnt from (equal: the file is checked first)
+  log_likelihood the prequential log-likelihood: the sum over the samples seen of ln p(x) under the
+                 model as it was when x arrived, before learning from it (the warm-up samples under
+                 the warm-up fit). O(1) per sample, as on the device; a batch fit's in-sample
+                 log-likelihood is higher by the price of learning.
+  mean_log_likelihood  log_likelihood / n_seen
+  bic, aic       -2 log_likelihood + (6k-1) ln n_seen, -2 log_likelihood + 2 (6k-1)
+  n_iter         stepwise-EM updates so far (n_seen - warmup); converged: always false (no stopping rule)
+  fit_seconds    wall time of the warm-up fit and the updates so far (not reading or printing)
+  threshold      the anomaly threshold: running --false-alarm-rate quantile of the log-densities seen
+  n_anomalies    updates whose sample scored below the threshold in force before it")]
+pub struct StreamArgs {
+    /// CSV file of points (columns `x`,`y`, else the first two), read in file order.
+    pub data: PathBuf,
+    /// Number of components (1..=16).
+    #[arg(long)]
+    pub k: usize,
+    /// A snapshot every this many samples (and one at the end).
+    #[arg(long, default_value_t = 1000)]
+    pub every: usize,
+    /// Step sizes (default: decaying, or constant when --step is given).
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleArg>,
+    /// Exponent of the decaying schedule, in (0.5, 1] [default: 0.9].
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Offset of the decaying schedule, >= 0 [default: 2].
+    #[arg(long)]
+    pub t0: Option<f64>,
+    /// The constant step, in (0, 1) [default: 0.001].
+    #[arg(long)]
+    pub step: Option<f64>,
+    /// The first this many samples are fitted by batch EM (k-means++,
+    /// --n-init restarts), which starts the stream: one of 32, 64, 128,
+    /// 256, 512, 1024, 2048, 4096.
+    #[arg(long, default_value_t = 256)]
+    pub warmup: usize,
+    /// Restarts of the warm-up fit: stepwise EM rarely leaves a poor
+    /// start (with 1 restart, 1 of 20 seed-mixture files kept a component
+    /// of weight 0.009 after 20 000 samples; 3 fixed it).
+    #[arg(long, default_value_t = 3)]
+    pub n_init: usize,
+    /// Added to every covariance diagonal (warm-up fit and stream).
+    #[arg(long, default_value_t = 1e-6)]
+    pub reg_covar: f64,
+    /// The anomaly threshold is set for this share of false alarms.
+    #[arg(long, default_value_t = 0.01)]
+    pub false_alarm_rate: f64,
+    /// Seed of the warm-up fit's initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON object per snapshot, one per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The schedule as it appears in a snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ScheduleJson {
+    /// `(t + t0)^(-alpha)`.
+    Decaying {
+        /// Exponent.
+        alpha: f64,
+        /// Offset.
+        t0: f64,
+    },
+    /// A constant step.
+    Constant {
+        /// The step.
+        step: f64,
+    },
+}
+
+/// One snapshot: the keys of `gmm fit --json` and the stream's own.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Components.
+    pub k: usize,
+    /// Rows read so far.
+    pub n: u64,
+    /// Mixing weights.
+    pub weights: Vec<f64>,
+    /// Means.
+    pub means: Vec<[f64; 2]>,
+    /// Full 2x2 covariances.
+    pub covariances: Vec<[[f64; 2]; 2]>,
+    /// Prequential log-likelihood (see the help text).
+    pub log_likelihood: f64,
+    /// Per sample seen.
+    pub mean_log_likelihood: f64,
+    /// Stepwise updates so far.
+    pub n_iter: u64,
+    /// Always false: streaming EM has no stopping rule.
+    pub converged: bool,
+    /// `-2 lnL + (6k-1) ln n_seen` with the prequential lnL.
+    pub bic: f64,
+    /// `-2 lnL + 2 (6k-1)` with the prequential lnL.
+    pub aic: f64,
+    /// Always `core`.
+    pub engine: String,
+    /// Wall time of the warm-up fit and the updates so far.
+    pub fit_seconds: f64,
+    /// Samples learnt from.
+    pub n_seen: u64,
+    /// Samples the core rejected (none from a checked file).
+    pub n_rejected: u64,
+    /// Components re-seeded because they starved.
+    pub reseeded: u32,
+    /// The anomaly threshold on the log-density (`null` before any sample).
+    pub threshold: Option<f64>,
+    /// Updates flagged as anomalies.
+    pub n_anomalies: u64,
+    /// Samples of the warm-up fit.
+    pub warmup: usize,
+    /// The step schedule.
+    pub schedule: ScheduleJson,
+}
+
+impl Snapshot {
+    /// The live mixture of this snapshot.
+    #[must_use]
+    pub fn mixture(&self) -> Mixture64 {
+        Mixture64 {
+            weights: self.weights.clone(),
+            means: self.means.clone(),
+            covariances: self.covariances.clone(),
+        }
+    }
+}
+
+/// The shortest decimal that reads back as the same f32, as `fit --json`
+/// prints the core's numbers.
+fn short(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(f64::from(v))
+}
+
+/// The step schedule from the options.
+///
+/// # Errors
+/// [`CliError::input`] for options of the other schedule.
+pub fn schedule(a: &StreamArgs) -> Result<StepSchedule, CliError> {
+    let kind = a.schedule.unwrap_or(if a.step.is_some() {
+        ScheduleArg::Constant
+    } else {
+        ScheduleArg::Decaying
+    });
+    match kind {
+        ScheduleArg::Decaying => {
+            if a.step.is_some() {
+                return Err(CliError::input(
+                    "--step sets a constant step; it does not go with --schedule decaying",
+                ));
+            }
+            Ok(StepSchedule::Decaying {
+                alpha: a.alpha.unwrap_or(0.9) as f32,
+                t0: a.t0.unwrap_or(2.0) as f32,
+            })
+        }
+        ScheduleArg::Constant => {
+            if a.alpha.is_some() || a.t0.is_some() {
+                return Err(CliError::input(
+                    "--alpha and --t0 shape the decaying schedule; they do not go with --schedule constant",
+                ));
+            }
+            Ok(StepSchedule::Constant(a.step.unwrap_or(1e-3) as f32))
+        }
+    }
+}
+
+fn schedule_json(s: StepSchedule) -> ScheduleJson {
+    match s {
+        StepSchedule::Decaying { alpha, t0 } => ScheduleJson::Decaying {
+            alpha: short(alpha),
+            t0: short(t0),
+        },
+        StepSchedule::Constant(g) => ScheduleJson::Constant { step: short(g) },
+    }
+}
+
+/// Runs the warm-up `Warmup<CAPACITY, M>` over the first `M` points.
+fn warm_up<const M: usize>(
+    points: &[Point],
+    fit: &FitConfig,
+    config: &StreamConfig,
+) -> Result<StreamingGmm<CAPACITY>, GmmError> {
+    let mut warm = Warmup::<CAPACITY, M>::new(fit, config)?;
+    for &p in points.iter().take(M) {
+        if let Some(stream) = warm.push(p)? {
+            return Ok(stream);
+        }
+    }
+    Err(GmmError::TooFewPoints {
+        points: points.len(),
+        components: M,
+    })
+}
+
+macro_rules! dispatch_warmup {
+    ($m:expr, $points:expr, $fit:expr, $config:expr, [$($n:literal),*]) => {
+        match $m {
+            $($n => Some(warm_up::<$n>($points, $fit, $config)),)*
+            _ => None,
+        }
+    };
+}
+
+/// The schedule, stream and warm-up configurations, every option checked.
+///
+/// # Errors
+/// [`CliError::input`] naming the bad option, or the file when it has too
+/// few rows.
+pub fn configs(
+    a: &StreamArgs,
+    data: &Dataset,
+) -> Result<(StepSchedule, StreamConfig, FitConfig), CliError> {
+    engine::check_k(a.k, data)?;
+    if a.every == 0 {
+        return Err(CliError::input("--every must be at least 1"));
+    }
+    if !WARMUPS.contains(&a.warmup) {
+        return Err(CliError::input(format!(
+            "--warmup {} is not one of {WARMUPS:?} (the warm-up buffer's size is fixed at build time, as on the device)",
+            a.warmup
+        )));
+    }
+    if data.points.len() < a.warmup {
+        return Err(CliError::input(format!(
+            "{}: {} rows is fewer than the {} samples of the warm-up fit (choose a smaller --warmup)",
+            data.path,
+            data.points.len(),
+            a.warmup
+        )));
+    }
+    let schedule = schedule(a)?;
+    let config = StreamConfig::new()
+        .with_schedule(schedule)
+        .with_reg_covar(a.reg_covar as f32)
+        .with_false_alarm_rate(a.false_alarm_rate as f32);
+    let n_init = u32::try_from(a.n_init)
+        .map_err(|_| CliError::input("--n-init is larger than 4294967295"))?;
+    let fit = FitConfig::new(a.k)
+        .with_seed(a.seed)
+        .with_n_init(n_init)
+        .with_reg_covar(a.reg_covar as f32);
+    config
+        .validate()
+        .and_then(|()| fit.validate())
+        .map_err(|e| CliError::input(format!("{e}")))?;
+    Ok((schedule, config, fit))
+}
+
+/// Streams `data` through gmm-core's `StreamingGmm` and calls `emit` with a
+/// snapshot at every multiple of `a.every` samples past the warm-up and at
+/// the end; stops early when `emit` returns `false` (its reader is gone).
+///
+/// # Errors
+/// [`CliError::input`] for bad options or too few rows;
+/// [`CliError::failed`] when the warm-up fit or an update fails, or
+/// `emit` does.
+pub fn run(
+    a: &StreamArgs,
+    data: &Dataset,
+    emit: &mut dyn FnMut(&Snapshot) -> Result<bool, CliError>,
+) -> Result<(), CliError> {
+    let (schedule, config, fit) = configs(a, data)?;
+    let m = a.warmup;
+    let points = data.points_f32();
+    let t_start = Instant::now();
+    let mut stream = dispatch_warmup!(
+        m,
+        &points,
+        &fit,
+        &config,
+        [32, 64, 128, 256, 512, 1024, 2048, 4096]
+    )
+    .unwrap_or_else(|| Err(GmmError::InvalidConfig { reason: "warm-up" }))
+    .map_err(|e| match engine::core_error(e, data) {
+        e if e.code == 1 => CliError::failed(format!(
+            "the warm-up fit of the first {m} samples failed: {}",
+            e.message.trim_start_matches("the core's fit failed: ")
+        )),
+        e => e,
+    })?;
+    let mut seconds = t_start.elapsed().as_secs_f64();
+    // The warm-up samples are scored under the warm-up fit (the scores
+    // `Warmup` gave the anomaly threshold).
+    let mut ll: f64 = points[..m]
+        .iter()
+        .map(|&p| f64::from(stream.log_density(p)))
+        .sum();
+    let mut anomalies = 0u64;
+    let sched = schedule_json(schedule);
+    let k = a.k;
+    let snapshot = |s: &StreamingGmm<CAPACITY>, ll: f64, anomalies: u64, seconds: f64| {
+        let model = s.model();
+        let n_seen = s.n_seen();
+        let n = n_seen as f64;
+        Snapshot {
+            k,
+            n: n_seen + s.n_rejected(),
+            weights: model.weights().iter().map(|&w| short(w)).collect(),
+            means: model
+                .components()
+                .iter()
+                .map(|c| c.mean().map(short))
+                .collect(),
+            covariances: model
+                .components()
+                .iter()
+                .map(|c| c.covariance().to_rows().map(|r| r.map(short)))
+                .collect(),
+            log_likelihood: ll,
+            mean_log_likelihood: ll / n,
+            n_iter: n_seen - m as u64,
+            converged: false,
+            bic: reference::bic(ll, n, k),
+            aic: reference::aic(ll, k),
+            engine: Engine::Core.name().to_string(),
+            fit_seconds: seconds,
+            n_seen,
+            n_rejected: s.n_rejected(),
+            reseeded: s.reseeded(),
+            threshold: s.threshold().map(short),
+            n_anomalies: anomalies,
+            warmup: m,
+            schedule: sched,
+        }
+    };
+    let every = a.every;
+    let total = points.len();
+    // Snapshots at every multiple of `every` past the warm-up, and at the end.
+    let mut at = m;
+    if (m.is_multiple_of(every) || m == total) && !emit(&snapshot(&stream, ll, anomalies, seconds))?
+    {
+        return Ok(());
+    }
+    while at < total {
+        let end = (at / every + 1).saturating_mul(every).min(total);
+        let t = Instant::now();
+        for (i, &p) in points[at..end].iter().enumerate() {
+            let u = stream.update(p).map_err(|e| {
+                CliError::failed(format!(
+                    "{}:{}: the streaming update failed: {e}",
+                    data.path,
+                    data.line_of(at + i)
+                ))
+            })?;
+            if !u.log_density.is_finite() {
+                return Err(CliError::failed(format!(
+                    "{}:{}: the log-density of the sample is not finite in f32",
+                    data.path,
+                    data.line_of(at + i)
+                )));
+            }
+            ll += f64::from(u.log_density);
+            anomalies += u64::from(u.anomaly);
+        }
+        seconds += t.elapsed().as_secs_f64();
+        at = end;
+        if !emit(&snapshot(&stream, ll, anomalies, seconds))? {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// `gmm stream`: reads the file (checking every row first, so bad input
+/// fails before any output), then prints each snapshot as it comes.
+///
+/// # Errors
+/// As [`run`], and unreadable or malformed files.
+pub fn command(a: &StreamArgs) -> Result<(), CliError> {
+    let data = data::read_points(&a.data, None)?;
+    if !a.json {
+        let (schedule, ..) = configs(a, &data)?;
+        let text = format!(
+            "streaming EM over {} ({} points) in file order: k = {}, {}, warm-up: batch fit of the first {} samples\n",
+            data.path,
+            data.points.len(),
+            a.k,
+            match schedule {
+                StepSchedule::Decaying { alpha, t0 } => format!("steps (t + {t0})^-{alpha}"),
+                StepSchedule::Constant(g) => format!("constant step {g}"),
+            },
+            a.warmup
+        );
+        if !print_line(&text)? {
+            return Ok(());
+        }
+    }
+    run(a, &data, &mut |snap| {
+        let line = if a.json {
+            serde_json::to_string(snap).map_err(|e| CliError::failed(format!("JSON: {e}")))?
+        } else {
+            snapshot_line(snap)
+        };
+        print_line(&line)
+    })
+}
+
+/// Prints a line and flushes it (a snapshot is seen as it comes); `false`
+/// when stdout is a closed pipe (`gmm stream .. | head`), which ends the
+/// run quietly like other line-oriented tools.
+fn print_line(line: &str) -> Result<bool, CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{}", line.trim_end()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(CliError::failed(format!("stdout: {e}"))),
+    }
+}
+
+/// One readable line for a snapshot.
+#[must_use]
+pub fn snapshot_line(s: &Snapshot) -> String {
+    let mut t = format!("n_seen {:>8}: weights", s.n_seen);
+    for w in &s.weights {
+        let _ = write!(t, " {w:.3}");
+    }
+    t.push_str("; means");
+    for m in &s.means {
+        let _ = write!(t, " ({:.3}, {:.3})", m[0], m[1]);
+    }
+    let _ = write!(
+        t,
+        "; mean log-density {:.4}; threshold {}; {} anomalies; {} re-seeded",
+        s.mean_log_likelihood,
+        s.threshold.map_or("-".into(), |v| format!("{v:.3}")),
+        s.n_anomalies,
+        s.reseeded
+    );
+    t
+}
