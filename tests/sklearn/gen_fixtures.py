@@ -38,6 +38,7 @@ import numpy as np
 import sklearn
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
+from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "fixtures" / "sklearn"
 
@@ -217,7 +218,7 @@ def fit(x, w0, m0, c0, reg_covar, max_iter):
         warnings.simplefilter("ignore", ConvergenceWarning)
         gm.fit(x)
     n = len(x)
-    return {
+    return gm, {
         "max_iter": max_iter,
         "n_iter": int(gm.n_iter_),
         "weights": gm.weights_.tolist(),
@@ -254,7 +255,26 @@ def main():
                 "means": m0.tolist(),
                 "covariances": c0.tolist(),
             },
-            "results": [fit(x, w0_sk, m0, c0, reg_covar, it) for it in CHECKPOINTS],
+            "results": [fit(x, w0_sk, m0, c0, reg_covar, it)[1] for it in CHECKPOINTS],
+        }
+        # The queries of the last model, its parameters rounded to f32 (so
+        # the core can hold exactly the same model), on the first 50 points.
+        gm, _ = fit(x, w0_sk, m0, c0, reg_covar, CHECKPOINTS[-1])
+        w = f32(gm.weights_)
+        gm.weights_ = w / w.sum()
+        gm.means_ = f32(gm.means_)
+        cov = f32(gm.covariances_)
+        cov[:, 1, 0] = cov[:, 0, 1]
+        gm.covariances_ = cov
+        gm.precisions_cholesky_ = _compute_precision_cholesky(cov, "full")
+        probe = x[:50]
+        fixture["queries"] = {
+            "weights": w.tolist(),
+            "means": gm.means_.tolist(),
+            "covariances": cov.tolist(),
+            "score_samples": gm.score_samples(probe).tolist(),
+            "predict_proba": gm.predict_proba(probe).tolist(),
+            "predict": gm.predict(probe).tolist(),
         }
         path = OUT / f"{name}.json"
         path.write_text(json.dumps(fixture, separators=(",", ":")) + "\n")

@@ -46,12 +46,23 @@ struct Result_ {
 }
 
 #[derive(Deserialize)]
+struct Queries {
+    weights: Vec<f64>,
+    means: Vec<[f64; 2]>,
+    covariances: Vec<[[f64; 2]; 2]>,
+    score_samples: Vec<f64>,
+    predict_proba: Vec<Vec<f64>>,
+    predict: Vec<usize>,
+}
+
+#[derive(Deserialize)]
 struct Fixture {
     name: String,
     reg_covar: f64,
     points: Vec<[f64; 2]>,
     init: Params,
     results: Vec<Result_>,
+    queries: Queries,
 }
 
 const FIXTURES: &[&str] = &[
@@ -196,4 +207,52 @@ fn fixture_criteria_follow_the_definitions() {
             );
         }
     }
+}
+
+/// The queries on a fixed model: scikit-learn's final model of each
+/// fixture with its parameters rounded to f32 (so both hold the same
+/// model), asked about the first 50 points. `log_density` against
+/// `score_samples` within 1e-5 relative (floor 1 nat: f32 log-densities
+/// carry an absolute rounding error of a few 1e-7 nat); `predict_proba`
+/// within 1e-4 absolute; `predict` equal unless scikit-learn's top two
+/// probabilities are within 1e-4 (a tie that f32 may break either way).
+#[test]
+fn queries_match_scikit_learn_on_its_model() {
+    let (mut worst_ld, mut worst_proba) = (0.0f64, 0.0f64);
+    for name in FIXTURES {
+        let f = load(name);
+        let q = &f.queries;
+        let w: Vec<f32> = q.weights.iter().map(|&w| w as f32).collect();
+        let m: Vec<[f32; 2]> = q.means.iter().map(|m| [m[0] as f32, m[1] as f32]).collect();
+        let c: Vec<SymMat2> = q.covariances.iter().map(|&c| tests::sym(c)).collect();
+        let model = Gmm::<8>::new(&w, &m, &c).expect("valid model");
+        for (i, p) in f.points.iter().take(q.score_samples.len()).enumerate() {
+            let p = [p[0] as f32, p[1] as f32];
+            let ld = f64::from(model.log_density(p));
+            worst_ld = worst_ld.max(rel_err(ld, q.score_samples[i], 1.0));
+            assert!(
+                rel_err(ld, q.score_samples[i], 1.0) <= 1e-5,
+                "{name} point {i}: log_density {ld} vs {}",
+                q.score_samples[i]
+            );
+            let proba = model.predict_proba(p);
+            for (j, &want) in q.predict_proba[i].iter().enumerate() {
+                let got = f64::from(proba[j]);
+                worst_proba = worst_proba.max((got - want).abs());
+                assert!(
+                    (got - want).abs() <= 1e-4,
+                    "{name} point {i}: proba[{j}] {got} vs {want}"
+                );
+            }
+            let mut sorted = q.predict_proba[i].clone();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            let tie = sorted.len() > 1 && sorted[0] - sorted[1] <= 1e-4;
+            if !tie {
+                assert_eq!(model.predict(p), q.predict[i], "{name} point {i}");
+            }
+        }
+    }
+    eprintln!(
+        "worst log_density error {worst_ld:.1e}, worst predict_proba error {worst_proba:.1e}"
+    );
 }
