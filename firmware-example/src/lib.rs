@@ -55,7 +55,28 @@ pub const STREAM_CHUNK: usize = 50;
 /// samples).
 pub const CONSTANT_STEP: f32 = 0.01;
 
+/// The warm-up run collects this many samples, fits them (k-means++,
+/// [`warmup_fit_config`]) and streams on from that fit.
+pub const WARMUP_POINTS: usize = 100;
+
 const _: () = assert!(STREAM_CHUNK > 0 && (SNAPSHOT_EVERY as usize).is_multiple_of(STREAM_CHUNK));
+const _: () = assert!(WARMUP_POINTS <= SNAPSHOT_EVERY as usize);
+
+/// How the warm-up run fits its first [`WARMUP_POINTS`] samples with `k`
+/// components (k = the one model selection chose).
+#[must_use]
+pub const fn warmup_fit_config(k: usize) -> gmm_core::FitConfig {
+    gmm_core::FitConfig::new(k)
+        .with_n_init(N_INIT)
+        .with_seed(FIT_SEED)
+}
+
+/// The configuration of the warm-up run (decaying steps; `Warmup` counts
+/// its [`WARMUP_POINTS`] as prior updates itself).
+#[must_use]
+pub const fn warmup_stream_config() -> gmm_core::StreamConfig {
+    gmm_core::StreamConfig::new()
+}
 
 /// The streaming runs, each started from the batch fit chosen by BIC: the
 /// default decaying steps (the batch fit counted as its `N_POINTS`
@@ -126,11 +147,13 @@ mod tests {
 
     #[test]
     fn stream_configs_are_valid_and_their_schedules_round_trip() {
-        for c in stream_configs() {
+        let configs = stream_configs();
+        for c in configs.iter().chain([&warmup_stream_config()]) {
             c.validate().unwrap();
             let (code, a, b) = schedule_code(c.schedule);
             assert_eq!(schedule_from_code(code, a, b), Some(c.schedule));
         }
+        warmup_fit_config(K_MAX).validate().unwrap();
         assert_eq!(schedule_from_code(7, 0.5, 0.0), None);
     }
 }

@@ -249,11 +249,17 @@ mod fits {
             );
         }
 
-        // Streaming EM, started from the chosen fit.
-        if let Some((_, fit, _, model)) = best {
-            for (stream, config) in (0u32..).zip(fw::stream_configs()) {
-                ok &= super::streams::run(stream, &model, fit, &config, low_water);
+        // Streaming EM, started from the chosen fit, then from a warm-up
+        // fit of the stream's own first samples.
+        if let Some((_, fit, k, model)) = best {
+            let mut stream = 0u32;
+            for config in fw::stream_configs() {
+                let start = super::streams::Start::Fit { model: &model, fit };
+                ok &= super::streams::run(stream, start, &config, low_water);
+                stream += 1;
             }
+            let start = super::streams::Start::Warmup(fw::warmup_fit_config(k));
+            ok &= super::streams::run(stream, start, &fw::warmup_stream_config(), low_water);
         }
         ok
     }
@@ -394,35 +400,57 @@ fn isolated<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// Streaming EM on the device: a [`StreamingGmm`](gmm_core::StreamingGmm)
-/// started from the batch fit learns from [`fw::N_STREAM`] further samples
-/// of the seed mixture, drawn from [`fw::STREAM_SEED`]; a snapshot of the
-/// live model goes out every [`fw::SNAPSHOT_EVERY`] samples.
+/// started from the batch fit, or from a warm-up fit of its first
+/// samples, learns from [`fw::N_STREAM`] samples of the seed mixture,
+/// drawn from [`fw::STREAM_SEED`]; a snapshot of the live model goes out
+/// every [`fw::SNAPSHOT_EVERY`] samples.
 #[cfg(feature = "fit")]
 mod streams {
     use firmware_example as fw;
     use fw::SampleSource;
-    use gmm_core::{Gmm, GmmError, Point, StreamConfig, StreamingGmm};
+    use gmm_core::{FitConfig, Gmm, GmmError, Point, StreamConfig, StreamingGmm, Warmup};
 
     type Stream = StreamingGmm<{ fw::K_CAPACITY }>;
+
+    /// Where a streaming run starts.
+    pub enum Start<'a> {
+        /// From a batch fit's model (logged as fit `fit`).
+        Fit {
+            /// The model.
+            model: &'a Gmm<{ fw::K_CAPACITY }>,
+            /// Its fit id in the log.
+            fit: u32,
+        },
+        /// From a fit of the first [`fw::WARMUP_POINTS`] samples with this
+        /// configuration.
+        Warmup(FitConfig),
+    }
+
+    /// Still collecting the warm-up samples, or learning. Without a heap
+    /// the larger variant's size is the price of holding either in place.
+    #[allow(clippy::large_enum_variant)]
+    enum Phase {
+        Warming(Warmup<{ fw::K_CAPACITY }, { fw::WARMUP_POINTS }>),
+        Live(Stream),
+    }
 
     /// One streaming run; false when it could not run to the end.
     ///
     /// The samples are drawn [`fw::STREAM_CHUNK`] at a time into a small
     /// buffer and then learnt, so that SysTick times the updates alone;
     /// the stack is measured per chunk of updates.
-    pub fn run(
-        id: u32,
-        start: &Gmm<{ fw::K_CAPACITY }>,
-        start_fit: u32,
-        config: &StreamConfig,
-        low_water: &mut usize,
-    ) -> bool {
+    pub fn run(id: u32, start: Start<'_>, config: &StreamConfig, low_water: &mut usize) -> bool {
         let (code, a, b) = fw::schedule_code(config.schedule);
+        let (start_fit, warmup, k) = match &start {
+            Start::Fit { model, fit } => (*fit as i32, 0, model.k()),
+            Start::Warmup(fit) => (-1, fw::WARMUP_POINTS, fit.k),
+        };
         defmt::info!(
-            "streamcfg stream={=u32} start_fit={=u32} k={=u32} seed={=u64} n={=u32} every={=u32} schedule={=u8} a={=u32:#010x} b={=u32:#010x} reg_covar={=u32:#010x} min_mass={=u32:#010x} false_alarm={=u32:#010x} prior={=u32}",
+            "streamcfg stream={=u32} start_fit={=i32} warmup={=u32} k={=u32} seed={=u64} n={=u32} every={=u32} schedule={=u8} a={=u32:#010x} b={=u32:#010x} reg_covar={=u32:#010x} min_mass={=u32:#010x} false_alarm={=u32:#010x} prior={=u32}",
             id,
             start_fit,
-            start.k() as u32,
+            warmup as u32,
+            k as u32,
             fw::STREAM_SEED,
             fw::N_STREAM,
             fw::SNAPSHOT_EVERY,
@@ -437,8 +465,12 @@ mod streams {
         let Ok(mut source) = fw::MixtureSource::seed_mixture(fw::STREAM_SEED) else {
             return false;
         };
-        let mut stream = match Stream::from_model(start, config) {
-            Ok(s) => s,
+        let started = match start {
+            Start::Fit { model, .. } => Stream::from_model(model, config).map(Phase::Live),
+            Start::Warmup(fit) => Warmup::new(&fit, config).map(Phase::Warming),
+        };
+        let mut phase = match started {
+            Ok(p) => p,
             Err(e) => {
                 log_error(id, 0, e);
                 return false;
@@ -446,7 +478,8 @@ mod streams {
         };
         let mut sum = fw::Checksum::new();
         let mut chunk = [[0.0f32; 2]; fw::STREAM_CHUNK];
-        let (mut drawn, mut anomalies, mut total_ticks, mut max_stack) = (0u32, 0u32, 0u64, 0u32);
+        let (mut drawn, mut updates, mut anomalies) = (0u32, 0u32, 0u32);
+        let (mut total_ticks, mut max_stack) = (0u64, 0u32);
         while drawn < fw::N_STREAM {
             let len = (fw::N_STREAM - drawn).min(fw::STREAM_CHUNK as u32) as usize;
             let chunk = &mut chunk[..len];
@@ -456,24 +489,44 @@ mod streams {
                 *p = x;
                 sum.add(x);
             }
+            // Warm-up samples go to the warm-up buffer (untimed: the last
+            // one runs the batch fit); the rest are timed updates.
+            let mut rest: &[Point] = chunk;
+            while let (Phase::Warming(w), [x, tail @ ..]) = (&mut phase, rest) {
+                drawn += 1;
+                rest = tail;
+                match w.push(*x) {
+                    Ok(Some(stream)) => phase = Phase::Live(stream),
+                    Ok(None) => {}
+                    Err(e) => {
+                        log_error(id, u64::from(drawn), e);
+                        return false;
+                    }
+                }
+            }
+            let Phase::Live(stream) = &mut phase else {
+                continue;
+            };
             let (result, ticks, stack) =
-                super::timed(low_water, || learn(&mut stream, chunk, &mut anomalies));
+                super::timed(low_water, || learn(stream, rest, &mut anomalies));
             total_ticks += ticks;
             max_stack = max_stack.max(stack);
-            drawn += len as u32;
+            drawn += rest.len() as u32;
+            updates += rest.len() as u32;
             if let Err(e) = result {
-                log_snapshot(id, &stream, anomalies);
+                log_snapshot(id, stream, anomalies);
                 log_error(id, stream.n_seen() + stream.n_rejected(), e);
                 return false;
             }
             if drawn.is_multiple_of(fw::SNAPSHOT_EVERY) || drawn == fw::N_STREAM {
-                log_snapshot(id, &stream, anomalies);
+                log_snapshot(id, stream, anomalies);
             }
         }
         defmt::info!(
-            "scost stream={=u32} updates={=u32} ticks={=u64} stack={=u32} checksum={=u32:#010x}",
+            "scost stream={=u32} drawn={=u32} updates={=u32} ticks={=u64} stack={=u32} checksum={=u32:#010x}",
             id,
             drawn,
+            updates,
             total_ticks,
             max_stack,
             sum.value()
