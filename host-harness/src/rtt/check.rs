@@ -4,11 +4,13 @@
 //! every streaming run from the same start model and sample seed and
 //! compares every snapshot the same way.
 
-use super::log::{DevFit, DevStream, FitCfg, FitOut, Run, Snapshot, StreamCfg};
-use firmware_example::{Checksum, MixtureSource, SampleSource, WARM_BENCH_START, WARM_NONE};
+use super::log::{DevFit, DevStream, FitCfg, FitOut, Run, Snapshot, StreamCfg, StreamCost};
+use firmware_example::{
+    Checksum, MixtureSource, SampleSource, WARM_BENCH_START, WARM_NONE, WARMUP_POINTS,
+};
 use gmm_core::{
     Criterion, ExpMode, Fit, FitConfig, Gmm, GmmError, Point, StreamConfig, StreamingGmm, Trace,
-    select_k,
+    Warmup, select_k,
 };
 
 /// The capacity the firmware fits with; the host must use the same type.
@@ -255,6 +257,8 @@ pub struct HostStream {
     /// (at, error text) when the run stopped on an error.
     pub error: Option<(u64, String)>,
     /// Samples drawn.
+    pub drawn: u64,
+    /// Updates of the live model.
     pub updates: u64,
     /// Checksum of the samples.
     pub checksum: u32,
@@ -297,17 +301,49 @@ pub fn stream_config(c: &StreamCfg) -> Result<StreamConfig, String> {
     })
 }
 
+/// Where a replayed stream starts.
+#[derive(Clone, Copy, Debug)]
+pub enum ReplayStart<'a> {
+    /// From a batch fit's model.
+    Model(&'a Gmm<CAPACITY>),
+    /// From a fit of its first [`WARMUP_POINTS`] samples.
+    Warmup(FitConfig),
+}
+
+/// The firmware's `streams::Phase`.
+enum Phase {
+    Warming(Box<Warmup<CAPACITY, WARMUP_POINTS>>),
+    Live(Box<StreamingGmm<CAPACITY>>),
+}
+
 /// Replays a streaming run as the firmware runs it: `cfg.n` samples of
-/// the seed mixture from `cfg.seed`, one update each, a snapshot every
-/// `cfg.every` and after the last, stopping at the first error.
+/// the seed mixture from `cfg.seed`, each pushed to the warm-up buffer
+/// until the stream starts and then learnt with one update, a snapshot
+/// of the live model every `cfg.every` samples and after the last,
+/// stopping at the first error.
 ///
 /// # Errors
-/// An invalid logged configuration.
-pub fn replay_stream(cfg: &StreamCfg, start: &Gmm<CAPACITY>) -> Result<HostStream, String> {
+/// An invalid logged configuration; a warm-up length other than this
+/// host's [`WARMUP_POINTS`].
+pub fn replay_stream(cfg: &StreamCfg, start: ReplayStart<'_>) -> Result<HostStream, String> {
     let config = stream_config(cfg)?;
     let mut out = HostStream::default();
-    let mut stream = match StreamingGmm::<CAPACITY>::from_model(start, &config) {
-        Ok(s) => s,
+    let started = match start {
+        ReplayStart::Model(model) => {
+            StreamingGmm::<CAPACITY>::from_model(model, &config).map(|s| Phase::Live(Box::new(s)))
+        }
+        ReplayStart::Warmup(fit) => {
+            if cfg.warmup as usize != WARMUP_POINTS {
+                return Err(format!(
+                    "the device warms up on {} samples, this host on {WARMUP_POINTS}",
+                    cfg.warmup
+                ));
+            }
+            Warmup::new(&fit, &config).map(|w| Phase::Warming(Box::new(w)))
+        }
+    };
+    let mut phase = match started {
+        Ok(p) => p,
         Err(e) => {
             out.error = Some((0, stream_error_text(e).into()));
             return Ok(out);
@@ -319,18 +355,33 @@ pub fn replay_stream(cfg: &StreamCfg, start: &Gmm<CAPACITY>) -> Result<HostStrea
     for drawn in 1..=cfg.n {
         let Ok(x) = source.next_point();
         sum.add(x);
-        out.updates = u64::from(drawn);
-        match stream.update(x) {
-            Ok(u) => anomalies += u32::from(u.anomaly),
-            Err(e) => {
-                out.snaps.push(snapshot(&stream, anomalies));
-                let at = stream.n_seen() + stream.n_rejected();
-                out.error = Some((at, stream_error_text(e).into()));
-                break;
+        out.drawn = u64::from(drawn);
+        match &mut phase {
+            Phase::Warming(w) => match w.push(x) {
+                Ok(Some(stream)) => phase = Phase::Live(Box::new(stream)),
+                Ok(None) => {}
+                Err(e) => {
+                    out.error = Some((u64::from(drawn), stream_error_text(e).into()));
+                    break;
+                }
+            },
+            Phase::Live(stream) => {
+                out.updates += 1;
+                match stream.update(x) {
+                    Ok(u) => anomalies += u32::from(u.anomaly),
+                    Err(e) => {
+                        out.snaps.push(snapshot(stream, anomalies));
+                        let at = stream.n_seen() + stream.n_rejected();
+                        out.error = Some((at, stream_error_text(e).into()));
+                        break;
+                    }
+                }
             }
         }
-        if (cfg.every > 0 && drawn.is_multiple_of(cfg.every)) || drawn == cfg.n {
-            out.snaps.push(snapshot(&stream, anomalies));
+        if let Phase::Live(stream) = &phase
+            && ((cfg.every > 0 && drawn.is_multiple_of(cfg.every)) || drawn == cfg.n)
+        {
+            out.snaps.push(snapshot(stream, anomalies));
         }
     }
     out.checksum = sum.value();
@@ -383,31 +434,35 @@ fn compare_snapshot(d: &Snapshot, h: &Snapshot) -> Vec<String> {
 /// to `report`.
 fn check_stream(report: &mut Report, id: u32, dev: &DevStream, run: &Run, data: &[Point]) {
     let mut fail = |msg: String| report.mismatches.push(format!("stream {id}: {msg}"));
-    let Some(start) = run.fits.get(&dev.cfg.start_fit) else {
-        fail(format!("starts from fit {}, not logged", dev.cfg.start_fit));
-        return;
+    let host = if let Ok(start_fit) = u32::try_from(dev.cfg.start_fit) {
+        let Some(start) = run.fits.get(&start_fit) else {
+            fail(format!("starts from fit {start_fit}, not logged"));
+            return;
+        };
+        if run.select.is_some_and(|(_, fit, _)| fit != start_fit) {
+            fail(format!(
+                "starts from fit {start_fit}, not the one model selection chose"
+            ));
+        }
+        if start.cfg.warm != WARM_NONE {
+            fail(format!("starts from fit {start_fit}, not a k-means++ fit"));
+            return;
+        }
+        config(&start.cfg).and_then(|c| {
+            let fit = Gmm::<CAPACITY>::fit(data, &c)
+                .map_err(|e| format!("the start fit fails on the host: {e}"))?;
+            replay_stream(&dev.cfg, ReplayStart::Model(&fit.model))
+        })
+    } else {
+        if run.select.is_some_and(|(k, _, _)| k != dev.cfg.k) {
+            fail(format!(
+                "warms up with k={}, not the k model selection chose",
+                dev.cfg.k
+            ));
+        }
+        let fit = firmware_example::warmup_fit_config(dev.cfg.k);
+        replay_stream(&dev.cfg, ReplayStart::Warmup(fit))
     };
-    if run
-        .select
-        .is_some_and(|(_, fit, _)| fit != dev.cfg.start_fit)
-    {
-        fail(format!(
-            "starts from fit {}, not the one model selection chose",
-            dev.cfg.start_fit
-        ));
-    }
-    if start.cfg.warm != WARM_NONE {
-        fail(format!(
-            "starts from fit {}, not a k-means++ fit",
-            dev.cfg.start_fit
-        ));
-        return;
-    }
-    let host = config(&start.cfg).and_then(|c| {
-        let fit = Gmm::<CAPACITY>::fit(data, &c)
-            .map_err(|e| format!("the start fit fails on the host: {e}"))?;
-        replay_stream(&dev.cfg, &fit.model)
-    });
     let host = match host {
         Ok(h) => h,
         Err(e) => {
@@ -423,10 +478,16 @@ fn check_stream(report: &mut Report, id: u32, dev: &DevStream, run: &Run, data: 
         ));
     }
     match dev.cost {
-        Some((updates, _, _, sum)) if updates != host.updates || sum != host.checksum => {
+        Some(StreamCost {
+            drawn,
+            updates,
+            checksum,
+            ..
+        }) if drawn != host.drawn || updates != host.updates || checksum != host.checksum => {
             fail(format!(
-                "samples: device {updates} checksum {sum:#010x}, host {} checksum {:#010x}",
-                host.updates, host.checksum
+                "samples: device {drawn} drawn, {updates} updates, checksum {checksum:#010x}; \
+                 host {} drawn, {} updates, checksum {:#010x}",
+                host.drawn, host.updates, host.checksum
             ));
         }
         None if dev.error.is_none() => fail("no `scost` line".into()),
@@ -670,14 +731,22 @@ mod tests {
         }
         let (bic, id, k) = selection.unwrap();
         run.add(&line("select", vec![s(k), s(id), s(bic), hex(bic)]));
-        add_stream(run, &data, id, k);
+        add_stream(run, &data, 0, id as i32, k);
+        add_stream(run, &data, 1, -1, k);
     }
 
     /// The lines of a streaming run (decaying steps) from the model of
-    /// fit `start_fit`, 300 samples, a snapshot every 100.
-    fn add_stream(run: &mut Run, data: &[Point], start_fit: u32, k: usize) {
+    /// fit `start_fit` (-1: a warm-up fit), 300 samples, a snapshot every
+    /// 100.
+    fn add_stream(run: &mut Run, data: &[Point], id: u32, start_fit: i32, k: usize) {
+        let warmup = if start_fit < 0 {
+            WARMUP_POINTS as u32
+        } else {
+            0
+        };
         let cfg = StreamCfg {
             start_fit,
+            warmup,
             k,
             seed: 3,
             n: 300,
@@ -691,8 +760,9 @@ mod tests {
         run.add(&line(
             "streamcfg",
             vec![
-                s(0),
+                s(id),
                 s(start_fit),
+                s(warmup),
                 s(k),
                 s(cfg.seed),
                 s(cfg.n),
@@ -708,13 +778,18 @@ mod tests {
         ));
         let fit_cfg = FitConfig::new(k).with_n_init(2).with_seed(9);
         let start = Gmm::<CAPACITY>::fit(data, &fit_cfg).unwrap().model;
-        let host = replay_stream(&cfg, &start).unwrap();
+        let host = if start_fit < 0 {
+            let fit = firmware_example::warmup_fit_config(k);
+            replay_stream(&cfg, ReplayStart::Warmup(fit)).unwrap()
+        } else {
+            replay_stream(&cfg, ReplayStart::Model(&start)).unwrap()
+        };
         for snap in &host.snaps {
             let t = f32::from_bits(snap.threshold);
             run.add(&line(
                 "snap",
                 vec![
-                    s(0),
+                    s(id),
                     s(snap.n_seen),
                     s(snap.rejected),
                     s(snap.reseeded),
@@ -724,7 +799,7 @@ mod tests {
                 ],
             ));
             for (j, c) in snap.comps.iter().enumerate() {
-                let mut p = vec![s(0), s(snap.n_seen), s(j)];
+                let mut p = vec![s(id), s(snap.n_seen), s(j)];
                 p.extend(c.iter().map(|&b| s(f32::from_bits(b))));
                 p.extend(c.iter().map(|b| format!("{b:#010x}")));
                 run.add(&line("scomp", p));
@@ -733,7 +808,8 @@ mod tests {
         run.add(&line(
             "scost",
             vec![
-                s(0),
+                s(id),
+                s(host.drawn),
                 s(host.updates),
                 s(1000),
                 s(200),
@@ -749,7 +825,8 @@ mod tests {
         let r = check(&good);
         assert!(r.ok(), "{:?}", r.mismatches);
         assert_eq!((r.fits, r.matched), (2, 2));
-        assert_eq!((r.snapshots, r.snapshots_matched), (3, 3));
+        // 3 from the fit's model, 3 after a warm-up of 100 samples.
+        assert_eq!((r.snapshots, r.snapshots_matched), (6, 6));
 
         let mut bad = Run::default();
         log_of(&mut bad, 120, true);
@@ -773,7 +850,7 @@ mod tests {
         let r = check(&run);
         assert!(!r.ok());
         assert_eq!((r.fits, r.matched), (2, 2));
-        assert_eq!((r.snapshots, r.snapshots_matched), (3, 2));
+        assert_eq!((r.snapshots, r.snapshots_matched), (6, 5));
         assert!(
             r.mismatches[0].contains("snapshot at n_seen=200: component 1 cov.xy"),
             "{:?}",
@@ -787,10 +864,10 @@ mod tests {
         log_of(&mut run, 120, false);
         let stream = run.streams.get_mut(&0).unwrap();
         stream.snaps.pop();
-        stream.cost.as_mut().unwrap().3 ^= 1;
+        stream.cost.as_mut().unwrap().checksum ^= 1;
         let r = check(&run);
         assert!(!r.ok());
-        assert_eq!((r.snapshots, r.snapshots_matched), (3, 2));
+        assert_eq!((r.snapshots, r.snapshots_matched), (6, 5));
         assert!(
             r.mismatches.iter().any(|m| m.contains("samples: device")),
             "{:?}",

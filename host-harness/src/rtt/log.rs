@@ -82,8 +82,11 @@ pub struct Bench {
 /// A streaming run's configuration as the device logged it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StreamCfg {
-    /// The fit whose model the stream starts from.
-    pub start_fit: u32,
+    /// The fit whose model the stream starts from, or -1 for a warm-up
+    /// fit of the stream's first `warmup` samples.
+    pub start_fit: i32,
+    /// Warm-up samples (0 when starting from a fit).
+    pub warmup: u32,
     /// Active components.
     pub k: usize,
     /// Seed of the stream's sample generator.
@@ -130,9 +133,23 @@ pub struct DevStream {
     pub snaps: Vec<Snapshot>,
     /// (at, error text) when the run stopped on an error.
     pub error: Option<(u64, String)>,
-    /// (updates, SysTick ticks of the updates, deepest stack of a chunk
-    /// of updates, checksum of the samples).
-    pub cost: Option<(u64, u64, u64, u32)>,
+    /// Samples drawn, with their checksum, and the cost of the updates.
+    pub cost: Option<StreamCost>,
+}
+
+/// The last line of a streaming run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamCost {
+    /// Samples drawn (warm-up included).
+    pub drawn: u64,
+    /// Updates of the live model (timed).
+    pub updates: u64,
+    /// SysTick ticks of the updates.
+    pub ticks: u64,
+    /// Deepest stack of a chunk of updates.
+    pub stack: u64,
+    /// Checksum of the samples drawn.
+    pub checksum: u32,
 }
 
 /// Bytes of the core's types on the device.
@@ -350,6 +367,7 @@ impl Run {
                 [
                     id,
                     start_fit,
+                    warmup,
                     k,
                     seed,
                     n,
@@ -366,6 +384,7 @@ impl Run {
                 let f = |s: &str| bits(s).map(f32::from_bits);
                 let cfg = StreamCfg {
                     start_fit: int(start_fit)?,
+                    warmup: int(warmup)?,
                     k: int(k)?,
                     seed: int(seed)?,
                     n: int(n)?,
@@ -415,8 +434,14 @@ impl Run {
                 let error = (int(at)?, (*what).to_string());
                 self.stream_mut(id)?.error = Some(error);
             }
-            ("scost", [id, updates, ticks, stack, sum]) => {
-                let cost = (int(updates)?, int(ticks)?, int(stack)?, bits(sum)?);
+            ("scost", [id, drawn, updates, ticks, stack, sum]) => {
+                let cost = StreamCost {
+                    drawn: int(drawn)?,
+                    updates: int(updates)?,
+                    ticks: int(ticks)?,
+                    stack: int(stack)?,
+                    checksum: bits(sum)?,
+                };
                 self.stream_mut(id)?.cost = Some(cost);
             }
             (

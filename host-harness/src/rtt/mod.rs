@@ -193,16 +193,24 @@ fn summary(run: &log::Run) {
         println!("metric stats_bytes {}", s.stats);
         println!("metric stream_bytes {}", s.stream);
     }
-    println!("stream  k  schedule  updates  ticks      instructions/update  stack_bytes");
+    println!("stream  k  schedule         updates  ticks      instructions/update  stack_bytes");
     for (id, st) in &run.streams {
-        let schedule = match st.cfg.schedule.0 {
-            0 => "decaying",
-            1 => "constant",
+        let schedule = match (st.cfg.schedule.0, st.cfg.start_fit < 0) {
+            (0, false) => "decaying",
+            (1, false) => "constant",
+            (0, true) => "warmup_decaying",
+            (1, true) => "warmup_constant",
             _ => "?",
         };
-        let Some((updates, ticks, stack, _)) = st.cost else {
+        let Some(log::StreamCost {
+            updates,
+            ticks,
+            stack,
+            ..
+        }) = st.cost
+        else {
             println!(
-                "{id:<7} {:<2} {schedule:<9} (stopped: {:?})",
+                "{id:<7} {:<2} {schedule:<16} (stopped: {:?})",
                 st.cfg.k, st.error
             );
             continue;
@@ -213,7 +221,7 @@ fn summary(run: &log::Run) {
             0.0
         };
         println!(
-            "{id:<7} {:<2} {schedule:<9} {updates:<8} {ticks:<10} {per:<20.1} {stack}",
+            "{id:<7} {:<2} {schedule:<16} {updates:<8} {ticks:<10} {per:<20.1} {stack}",
             st.cfg.k
         );
         if updates > 0 {
