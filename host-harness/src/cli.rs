@@ -305,6 +305,18 @@ pub enum PlotCommand {
         #[arg(long, short)]
         out: PathBuf,
     },
+    /// Each component's mean over the snapshots of `gmm stream --json`:
+    /// its path, over the points streamed.
+    Stream {
+        /// The snapshots: the output of `gmm stream --json`, one per line.
+        snapshots: PathBuf,
+        /// The CSV that was streamed, drawn under the paths.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Output .svg or .png.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
     /// BIC, AIC and log-likelihood against k from a `select --json` file.
     Select {
         /// The JSON of `gmm select --json`.
@@ -1205,6 +1217,18 @@ fn plot_command(p: &PlotCommand) -> Result<(), CliError> {
                     },
                 )
             }
+        }
+        PlotCommand::Stream {
+            snapshots,
+            data,
+            out,
+        } => {
+            let snaps = crate::stream::read_snapshots(snapshots)?;
+            let points = match data {
+                Some(d) => data::read_points(d, None)?.points,
+                None => Vec::new(),
+            };
+            crate::stream::plot_paths(out, &snaps, &points)
         }
         PlotCommand::Select { selection, out } => {
             let name = selection.display().to_string();

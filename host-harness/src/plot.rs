@@ -407,3 +407,122 @@ fn draw_lines<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, l: &Lines<'_>) 
 pub fn lines(path: &Path, l: &Lines<'_>) -> Result<(), CliError> {
     render!(path, draw_lines(l))
 }
+
+/// The paths of a streaming model's means over its snapshots, over the
+/// points it learnt from.
+pub struct StreamPaths<'a> {
+    /// The points (drawn light grey), possibly empty.
+    pub points: &'a [[f64; 2]],
+    /// Per component, its mean at each snapshot, in order.
+    pub paths: &'a [Vec<(f64, f64)>],
+    /// Legend text per component.
+    pub names: &'a [String],
+    /// The last snapshot's mixture, drawn as 2-sigma ellipses.
+    pub last: &'a Mixture64,
+    /// Figure title.
+    pub title: &'a str,
+}
+
+fn draw_stream<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    s: &StreamPaths<'_>,
+) -> DrawResult {
+    let xy = || {
+        s.points
+            .iter()
+            .map(|p| (p[0], p[1]))
+            .chain(s.paths.iter().flatten().copied())
+    };
+    let (xs, ys) = equal_aspect(range(xy().map(|p| p.0)), range(xy().map(|p| p.1)));
+    let mut chart = ChartBuilder::on(root)
+        .caption(s.title, (FAMILY, 24))
+        .margin(15)
+        .x_label_area_size(50)
+        .y_label_area_size(60)
+        .build_cartesian_2d(xs.0..xs.1, ys.0..ys.1)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("x")
+        .y_desc("y")
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
+        .label_style((FAMILY, 16))
+        .axis_desc_style((FAMILY, 18))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(err)?;
+    if !s.points.is_empty() {
+        let grey = RGBColor(170, 170, 170);
+        chart
+            .draw_series(
+                s.points
+                    .iter()
+                    .map(|p| Circle::new((p[0], p[1]), 1, grey.mix(0.5).filled())),
+            )
+            .map_err(err)?
+            .label(format!("{} points", s.points.len()))
+            .legend(move |(x, y)| Circle::new((x + 10, y), 4, grey.filled()));
+    }
+    for (j, path) in s.paths.iter().enumerate() {
+        let c = colour(j);
+        chart
+            .draw_series(LineSeries::new(
+                ellipse(s.last.means[j], &s.last.covariances[j], 2.0),
+                c.stroke_width(1),
+            ))
+            .map_err(err)?;
+        // One element per segment: a thick polyline's miter joins spike
+        // where a noisy path turns back on itself.
+        chart
+            .draw_series(
+                path.windows(2)
+                    .map(|w| PathElement::new(vec![w[0], w[1]], c.stroke_width(3))),
+            )
+            .map_err(err)?
+            .label(s.names.get(j).cloned().unwrap_or_default())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
+        chart
+            .draw_series(path.iter().map(|&p| Circle::new(p, 3, c.filled())))
+            .map_err(err)?;
+        if let Some(&first) = path.first() {
+            chart
+                .draw_series(std::iter::once(Circle::new(
+                    first,
+                    7,
+                    BLACK.stroke_width(2),
+                )))
+                .map_err(err)?;
+        }
+        if let Some(&last) = path.last() {
+            chart
+                .draw_series(std::iter::once(Cross::new(last, 8, BLACK.stroke_width(3))))
+                .map_err(err)?;
+        }
+    }
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            Vec::<(f64, f64)>::new(),
+            BLACK,
+        )))
+        .map_err(err)?
+        .label("o first snapshot, x last, thin: last 2-sigma ellipse")
+        .legend(|(x, y)| Circle::new((x + 10, y), 5, BLACK.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .label_font((FAMILY, 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+/// The means' paths of a stream's snapshots over its points.
+///
+/// # Errors
+/// As [`scatter`].
+pub fn stream(path: &Path, s: &StreamPaths<'_>) -> Result<(), CliError> {
+    render!(path, draw_stream(s))
+}

@@ -89,22 +89,35 @@ pub struct StreamArgs {
     pub json: bool,
 }
 
-/// The schedule as it appears in a snapshot.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum ScheduleJson {
-    /// `(t + t0)^(-alpha)`.
-    Decaying {
-        /// Exponent.
-        alpha: f64,
-        /// Offset.
-        t0: f64,
-    },
-    /// A constant step.
-    Constant {
-        /// The step.
-        step: f64,
-    },
+/// The schedule as it appears in a snapshot: `{"kind":"decaying","alpha":..,"t0":..}`
+/// or `{"kind":"constant","step":..}`. (A plain struct: serde's internally
+/// tagged enums cannot read numbers back under serde_json's
+/// `arbitrary_precision`, which a dependency of this package turns on.)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleJson {
+    /// `decaying` or `constant`.
+    pub kind: String,
+    /// Exponent of the decaying schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// Offset of the decaying schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t0: Option<f64>,
+    /// The constant step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<f64>,
+}
+
+impl ScheduleJson {
+    /// A short description, e.g. `steps (t + 2)^-0.9` or `constant step 0.002`.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match (self.alpha, self.t0, self.step) {
+            (Some(alpha), Some(t0), _) => format!("steps (t + {t0})^-{alpha}"),
+            (_, _, Some(step)) => format!("constant step {step}"),
+            _ => self.kind.clone(),
+        }
+    }
 }
 
 /// One snapshot: the keys of `gmm fit --json` and the stream's own.
@@ -205,11 +218,18 @@ pub fn schedule(a: &StreamArgs) -> Result<StepSchedule, CliError> {
 
 fn schedule_json(s: StepSchedule) -> ScheduleJson {
     match s {
-        StepSchedule::Decaying { alpha, t0 } => ScheduleJson::Decaying {
-            alpha: short(alpha),
-            t0: short(t0),
+        StepSchedule::Decaying { alpha, t0 } => ScheduleJson {
+            kind: "decaying".into(),
+            alpha: Some(short(alpha)),
+            t0: Some(short(t0)),
+            step: None,
         },
-        StepSchedule::Constant(g) => ScheduleJson::Constant { step: short(g) },
+        StepSchedule::Constant(g) => ScheduleJson {
+            kind: "constant".into(),
+            alpha: None,
+            t0: None,
+            step: Some(short(g)),
+        },
     }
 }
 
@@ -359,7 +379,7 @@ pub fn run(
             threshold: s.threshold().map(short),
             n_anomalies: anomalies,
             warmup: m,
-            schedule: sched,
+            schedule: sched.clone(),
         }
     };
     let every = a.every;
@@ -414,10 +434,7 @@ pub fn command(a: &StreamArgs) -> Result<(), CliError> {
             data.path,
             data.points.len(),
             a.k,
-            match schedule {
-                StepSchedule::Decaying { alpha, t0 } => format!("steps (t + {t0})^-{alpha}"),
-                StepSchedule::Constant(g) => format!("constant step {g}"),
-            },
+            schedule_json(schedule).describe(),
             a.warmup
         );
         if !print_line(&text)? {
@@ -467,4 +484,105 @@ pub fn snapshot_line(s: &Snapshot) -> String {
         s.reseeded
     );
     t
+}
+
+/// Reads the snapshots of `gmm stream --json` (one object per line).
+///
+/// # Errors
+/// [`CliError::input`] naming the file and line for malformed JSON, a
+/// snapshot whose k differs from the first, an invalid mixture, or no
+/// snapshots.
+pub fn read_snapshots(path: &std::path::Path) -> Result<Vec<Snapshot>, CliError> {
+    let name = path.display().to_string();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| CliError::input(format!("{name}: {e}")))?;
+    let mut snaps: Vec<Snapshot> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = format!("{name}:{}", i + 1);
+        let s: Snapshot = serde_json::from_str(line).map_err(|e| {
+            CliError::input(format!(
+                "{at}:{}: {} (expected one `gmm stream --json` snapshot per line)",
+                e.column(),
+                data::strip_position(&e.to_string())
+            ))
+        })?;
+        let m = s.mixture();
+        m.validate()
+            .map_err(|e| CliError::input(format!("{at}: {e}")))?;
+        if m.k() != s.k {
+            return Err(CliError::input(format!(
+                "{at}: k = {} but {} components",
+                s.k,
+                m.k()
+            )));
+        }
+        if let Some(first) = snaps.first()
+            && first.k != s.k
+        {
+            return Err(CliError::input(format!(
+                "{at}: k = {} differs from the first snapshot's k = {}",
+                s.k, first.k
+            )));
+        }
+        snaps.push(s);
+    }
+    if snaps.is_empty() {
+        return Err(CliError::input(format!(
+            "{name}: no snapshots (expected the output of `gmm stream --json`)"
+        )));
+    }
+    Ok(snaps)
+}
+
+/// Draws each component's mean path over the snapshots (a component keeps
+/// its index for the whole stream), over `points`.
+///
+/// # Errors
+/// As [`crate::plot::stream`].
+pub fn plot_paths(
+    out: &std::path::Path,
+    snaps: &[Snapshot],
+    points: &[[f64; 2]],
+) -> Result<(), CliError> {
+    let (Some(first), Some(last)) = (snaps.first(), snaps.last()) else {
+        return Err(CliError::input("no snapshots to draw"));
+    };
+    let k = last.k;
+    let paths: Vec<Vec<(f64, f64)>> = (0..k)
+        .map(|j| {
+            snaps
+                .iter()
+                .map(|s| (s.means[j][0], s.means[j][1]))
+                .collect()
+        })
+        .collect();
+    let names: Vec<String> = (0..k)
+        .map(|j| {
+            let (a, b) = (first.means[j], last.means[j]);
+            format!(
+                "component {j}: ({:.2}, {:.2}) -> ({:.2}, {:.2}), w = {:.3}",
+                a[0], a[1], b[0], b[1], last.weights[j]
+            )
+        })
+        .collect();
+    let kind = last.schedule.describe();
+    let title = format!(
+        "Streaming EM: means at n = {}..{} ({} snapshots, {kind})",
+        first.n_seen,
+        last.n_seen,
+        snaps.len()
+    );
+    crate::plot::stream(
+        out,
+        &crate::plot::StreamPaths {
+            points,
+            paths: &paths,
+            names: &names,
+            last: &last.mixture(),
+            title: &title,
+        },
+    )
 }

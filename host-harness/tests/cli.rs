@@ -1160,3 +1160,71 @@ fn reference_restarts_start_where_the_cores_do() {
         }
     }
 }
+
+#[test]
+fn plot_stream_draws_the_means_paths() {
+    let dir = TempDir::new().unwrap();
+    let data = seed_data(&dir);
+    let out = gmm()
+        .args(["stream", s(&data), "--k", "3", "--every", "100", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let snaps = write(
+        &dir,
+        "snaps.jsonl",
+        std::str::from_utf8(&out.stdout).unwrap(),
+    );
+    for ext in ["svg", "png"] {
+        let p = dir.path().join(format!("paths.{ext}"));
+        gmm()
+            .args([
+                "plot",
+                "stream",
+                s(&snaps),
+                "--data",
+                s(&data),
+                "--out",
+                s(&p),
+            ])
+            .assert()
+            .success();
+        let bytes = std::fs::read(&p).unwrap();
+        if ext == "png" {
+            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        } else {
+            let text = String::from_utf8(bytes).unwrap();
+            assert!(
+                text.contains("Streaming EM: means at n = 300..900"),
+                "title"
+            );
+            assert!(text.contains("component 2:"), "legend");
+        }
+    }
+    let broken = write(
+        &dir,
+        "broken.jsonl",
+        &format!(
+            "{}\n{{\"k\": 3,\n",
+            String::from_utf8_lossy(&out.stdout).lines().next().unwrap()
+        ),
+    );
+    bad(
+        &["plot", "stream", s(&broken), "--out", "x.svg"],
+        "broken.jsonl:2:",
+    );
+    let empty = write(&dir, "empty.jsonl", "\n");
+    bad(
+        &["plot", "stream", s(&empty), "--out", "x.svg"],
+        "empty.jsonl: no snapshots",
+    );
+    let fit = write(
+        &dir,
+        "fit.json",
+        r#"{"weights":[1],"means":[[0,0]],"covariances":[[[1,0],[0,1]]]}"#,
+    );
+    bad(
+        &["plot", "stream", s(&fit), "--out", "x.svg"],
+        "fit.json:1:",
+    );
+}
