@@ -55,6 +55,13 @@ pub const STREAM_CHUNK: usize = 50;
 /// samples).
 pub const CONSTANT_STEP: f32 = 0.01;
 
+/// Samples of each of the short constant-step runs, one per k = 1..=K_MAX
+/// from that k's batch fit, that measure how the cost of an update grows
+/// with k (one snapshot, at the end).
+pub const N_SCALING: u32 = 500;
+
+const _: () = assert!((N_SCALING as usize).is_multiple_of(STREAM_CHUNK));
+
 /// The warm-up run collects this many samples, fits them (k-means++,
 /// [`warmup_fit_config`]) and streams on from that fit.
 pub const WARMUP_POINTS: usize = 100;

@@ -158,6 +158,8 @@ mod fits {
 
         // Model selection: k = 1..=K_MAX, lowest BIC wins (as select_k).
         let mut best: Option<(f32, u32, usize, Model)> = None;
+        // Every k's model, for the streaming cost per k.
+        let mut models: heapless::Vec<(u32, Model), { fw::K_MAX }> = heapless::Vec::new();
         for k in 1..=fw::K_MAX {
             let config = base.with_k(k);
             log_config(id, &config, fw::WARM_NONE, true);
@@ -172,6 +174,8 @@ mod fits {
                     if best.is_none_or(|(b, _, _, _)| bic < b) {
                         best = Some((bic, id, k, fit.model));
                     }
+                    // At most K_MAX fits: never full.
+                    let _ = models.push((id, fit.model));
                 }
                 Err(e) => {
                     log_error(id, k, e);
@@ -252,14 +256,26 @@ mod fits {
         // Streaming EM, started from the chosen fit, then from a warm-up
         // fit of the stream's own first samples.
         if let Some((_, fit, k, model)) = best {
+            let (n, every) = (fw::N_STREAM, fw::SNAPSHOT_EVERY);
             let mut stream = 0u32;
             for config in fw::stream_configs() {
                 let start = super::streams::Start::Fit { model: &model, fit };
-                ok &= super::streams::run(stream, start, &config, low_water);
+                ok &= super::streams::run(stream, start, &config, n, every, low_water);
                 stream += 1;
             }
             let start = super::streams::Start::Warmup(fw::warmup_fit_config(k));
-            ok &= super::streams::run(stream, start, &fw::warmup_stream_config(), low_water);
+            let config = fw::warmup_stream_config();
+            ok &= super::streams::run(stream, start, &config, n, every, low_water);
+            stream += 1;
+            // The cost of an update for every other k (constant steps, as
+            // the second run above, which is the chosen k's).
+            let [_, constant] = fw::stream_configs();
+            for (fit, model) in models.iter().filter(|(id, _)| *id != fit) {
+                let start = super::streams::Start::Fit { model, fit: *fit };
+                let n = fw::N_SCALING;
+                ok &= super::streams::run(stream, start, &constant, n, n, low_water);
+                stream += 1;
+            }
         }
         ok
     }
@@ -401,9 +417,9 @@ fn isolated<T>(f: impl FnOnce() -> T) -> T {
 
 /// Streaming EM on the device: a [`StreamingGmm`](gmm_core::StreamingGmm)
 /// started from the batch fit, or from a warm-up fit of its first
-/// samples, learns from [`fw::N_STREAM`] samples of the seed mixture,
-/// drawn from [`fw::STREAM_SEED`]; a snapshot of the live model goes out
-/// every [`fw::SNAPSHOT_EVERY`] samples.
+/// samples, learns from `n` samples of the seed mixture, drawn from
+/// [`fw::STREAM_SEED`]; a snapshot of the live model goes out every
+/// `every` samples and after the last.
 #[cfg(feature = "fit")]
 mod streams {
     use firmware_example as fw;
@@ -434,12 +450,21 @@ mod streams {
         Live(Stream),
     }
 
-    /// One streaming run; false when it could not run to the end.
+    /// One streaming run of `n` samples, a snapshot every `every` (a
+    /// multiple of [`fw::STREAM_CHUNK`]) and after the last; false when it
+    /// could not run to the end.
     ///
     /// The samples are drawn [`fw::STREAM_CHUNK`] at a time into a small
     /// buffer and then learnt, so that SysTick times the updates alone;
     /// the stack is measured per chunk of updates.
-    pub fn run(id: u32, start: Start<'_>, config: &StreamConfig, low_water: &mut usize) -> bool {
+    pub fn run(
+        id: u32,
+        start: Start<'_>,
+        config: &StreamConfig,
+        n: u32,
+        every: u32,
+        low_water: &mut usize,
+    ) -> bool {
         let (code, a, b) = fw::schedule_code(config.schedule);
         let (start_fit, warmup, k) = match &start {
             Start::Fit { model, fit } => (*fit as i32, 0, model.k()),
@@ -452,8 +477,8 @@ mod streams {
             warmup as u32,
             k as u32,
             fw::STREAM_SEED,
-            fw::N_STREAM,
-            fw::SNAPSHOT_EVERY,
+            n,
+            every,
             code,
             a.to_bits(),
             b.to_bits(),
@@ -480,8 +505,8 @@ mod streams {
         let mut chunk = [[0.0f32; 2]; fw::STREAM_CHUNK];
         let (mut drawn, mut updates, mut anomalies) = (0u32, 0u32, 0u32);
         let (mut total_ticks, mut max_stack) = (0u64, 0u32);
-        while drawn < fw::N_STREAM {
-            let len = (fw::N_STREAM - drawn).min(fw::STREAM_CHUNK as u32) as usize;
+        while drawn < n {
+            let len = (n - drawn).min(fw::STREAM_CHUNK as u32) as usize;
             let chunk = &mut chunk[..len];
             for p in chunk.iter_mut() {
                 // The mixture source cannot fail (Infallible).
@@ -518,7 +543,7 @@ mod streams {
                 log_error(id, stream.n_seen() + stream.n_rejected(), e);
                 return false;
             }
-            if drawn.is_multiple_of(fw::SNAPSHOT_EVERY) || drawn == fw::N_STREAM {
+            if drawn.is_multiple_of(every) || drawn == n {
                 log_snapshot(id, stream, anomalies);
             }
         }
