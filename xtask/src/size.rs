@@ -307,6 +307,12 @@ pub fn size() -> Result<(), String> {
             &|p| metric(p, &format!("instructions_per_update_{schedule}")),
         );
     }
+    for k in 1..=8 {
+        let name = format!("instructions_per_update_constant_k{k}");
+        if profiles.iter().any(|p| p.run.contains_key(&name)) {
+            row(&format!("  constant step, k = {k}"), &|p| metric(p, &name));
+        }
+    }
     row("stack of a chunk of updates", &|p| {
         metric(p, "stream_update_stack_bytes_decaying")
     });

@@ -439,13 +439,11 @@ fn check_stream(report: &mut Report, id: u32, dev: &DevStream, run: &Run, data: 
             fail(format!("starts from fit {start_fit}, not logged"));
             return;
         };
-        if run.select.is_some_and(|(_, fit, _)| fit != start_fit) {
+        if start.cfg.warm != WARM_NONE || start.cfg.k != dev.cfg.k {
             fail(format!(
-                "starts from fit {start_fit}, not the one model selection chose"
+                "starts from fit {start_fit}, not a k-means++ fit with k={}",
+                dev.cfg.k
             ));
-        }
-        if start.cfg.warm != WARM_NONE {
-            fail(format!("starts from fit {start_fit}, not a k-means++ fit"));
             return;
         }
         config(&start.cfg).and_then(|c| {
@@ -606,6 +604,17 @@ pub fn check(run: &Run) -> Report {
     }
     if run.streams.is_empty() {
         fail(&mut report, "no streaming run in the log".into());
+    }
+    if let Some((_, fit, _)) = run.select
+        && !run
+            .streams
+            .values()
+            .any(|s| i64::from(s.cfg.start_fit) == i64::from(fit))
+    {
+        fail(
+            &mut report,
+            format!("no streaming run starts from the chosen fit {fit}"),
+        );
     }
     for (&id, dev) in &run.streams {
         check_stream(&mut report, id, dev, run, &data);

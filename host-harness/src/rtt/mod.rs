@@ -224,13 +224,27 @@ fn summary(run: &log::Run) {
             "{id:<7} {:<2} {schedule:<16} {updates:<8} {ticks:<10} {per:<20.1} {stack}",
             st.cfg.k
         );
-        if updates > 0 {
+        if updates == 0 {
+            continue;
+        }
+        // The runs from the chosen fit or a warm-up by schedule; every
+        // constant-step run from a fit by k (the cost's growth with k).
+        let chosen = run
+            .select
+            .is_some_and(|(_, fit, _)| i64::from(st.cfg.start_fit) == i64::from(fit));
+        if chosen || st.cfg.start_fit < 0 {
             println!("metric stream_k {}", st.cfg.k);
             println!(
                 "metric instructions_per_update_{schedule} {per:.1} (k={} updates={updates})",
                 st.cfg.k
             );
             println!("metric stream_update_stack_bytes_{schedule} {stack}");
+        }
+        if schedule == "constant" {
+            println!(
+                "metric instructions_per_update_constant_k{} {per:.1} (updates={updates})",
+                st.cfg.k
+            );
         }
     }
     if let Some((peak, total)) = run.stack {
