@@ -12,8 +12,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 /// The warm-up lengths this build offers: `Warmup<K, M>` takes `M` as a
-/// const generic (its buffer has a fixed capacity, as on the device).
-pub const WARMUPS: [usize; 8] = [32, 64, 128, 256, 512, 1024, 2048, 4096];
+/// const generic (its buffer has a fixed capacity, as on the device). 100
+/// is the firmware example's (`firmware_example::WARMUP_POINTS`).
+pub const WARMUPS: [usize; 9] = [32, 64, 100, 128, 256, 512, 1024, 2048, 4096];
 
 /// The step-size schedule of `gmm stream`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -66,8 +67,8 @@ pub struct StreamArgs {
     #[arg(long)]
     pub step: Option<f64>,
     /// The first this many samples are fitted by batch EM (k-means++,
-    /// --n-init restarts), which starts the stream: one of 32, 64, 128,
-    /// 256, 512, 1024, 2048, 4096.
+    /// --n-init restarts), which starts the stream: one of 32, 64, 100,
+    /// 128, 256, 512, 1024, 2048, 4096.
     #[arg(long, default_value_t = 256)]
     pub warmup: usize,
     /// Restarts of the warm-up fit: stepwise EM rarely leaves a poor
@@ -251,13 +252,23 @@ fn warm_up<const M: usize>(
     })
 }
 
-macro_rules! dispatch_warmup {
-    ($m:expr, $points:expr, $fit:expr, $config:expr, [$($n:literal),*]) => {
-        match $m {
-            $($n => Some(warm_up::<$n>($points, $fit, $config)),)*
-            _ => None,
-        }
-    };
+/// `Warmup<CAPACITY, m>` over the first `m` points; `None` when `m` is
+/// not one of [`WARMUPS`].
+fn warm_up_any(
+    m: usize,
+    points: &[Point],
+    fit: &FitConfig,
+    config: &StreamConfig,
+) -> Option<Result<StreamingGmm<CAPACITY>, GmmError>> {
+    macro_rules! dispatch {
+        ($($n:literal),*) => {
+            match m {
+                $($n => Some(warm_up::<$n>(points, fit, config)),)*
+                _ => None,
+            }
+        };
+    }
+    dispatch!(32, 64, 100, 128, 256, 512, 1024, 2048, 4096)
 }
 
 /// The schedule, stream and warm-up configurations, every option checked.
@@ -322,28 +333,28 @@ pub fn run(
     let m = a.warmup;
     let points = data.points_f32();
     let t_start = Instant::now();
-    let mut stream = dispatch_warmup!(
-        m,
-        &points,
-        &fit,
-        &config,
-        [32, 64, 128, 256, 512, 1024, 2048, 4096]
-    )
-    .unwrap_or_else(|| Err(GmmError::InvalidConfig { reason: "warm-up" }))
-    .map_err(|e| match engine::core_error(e, data) {
-        e if e.code == 1 => CliError::failed(format!(
-            "the warm-up fit of the first {m} samples failed: {}",
-            e.message.trim_start_matches("the core's fit failed: ")
-        )),
-        e => e,
-    })?;
+    let mut stream = warm_up_any(m, &points, &fit, &config)
+        .unwrap_or(Err(GmmError::InvalidConfig {
+            reason: "warm-up length not offered",
+        }))
+        .map_err(|e| match engine::core_error(e, data) {
+            e if e.code == 1 => CliError::failed(format!(
+                "the warm-up fit of the first {m} samples failed: {}",
+                e.message.trim_start_matches("the core's fit failed: ")
+            )),
+            e => e,
+        })?;
     let mut seconds = t_start.elapsed().as_secs_f64();
     // The warm-up samples are scored under the warm-up fit (the scores
     // `Warmup` gave the anomaly threshold).
-    let mut ll: f64 = points[..m]
-        .iter()
-        .map(|&p| f64::from(stream.log_density(p)))
-        .sum();
+    let mut ll = 0.0f64;
+    for (i, &p) in points[..m].iter().enumerate() {
+        let d = stream.log_density(p);
+        if !d.is_finite() {
+            return Err(non_finite_density(data, i));
+        }
+        ll += f64::from(d);
+    }
     let mut anomalies = 0u64;
     let sched = schedule_json(schedule);
     let k = a.k;
@@ -402,11 +413,7 @@ pub fn run(
                 ))
             })?;
             if !u.log_density.is_finite() {
-                return Err(CliError::failed(format!(
-                    "{}:{}: the log-density of the sample is not finite in f32",
-                    data.path,
-                    data.line_of(at + i)
-                )));
+                return Err(non_finite_density(data, at + i));
             }
             ll += f64::from(u.log_density);
             anomalies += u64::from(u.anomaly);
@@ -418,6 +425,14 @@ pub fn run(
         }
     }
     Ok(())
+}
+
+fn non_finite_density(data: &Dataset, i: usize) -> CliError {
+    CliError::failed(format!(
+        "{}:{}: the log-density of the sample is not finite in f32; nothing more printed",
+        data.path,
+        data.line_of(i)
+    ))
 }
 
 /// `gmm stream`: reads the file (checking every row first, so bad input
@@ -585,4 +600,32 @@ pub fn plot_paths(
             title: &title,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every length `--warmup` accepts has its `Warmup<CAPACITY, M>`
+    /// (the two lists are kept by hand), the firmware's among them.
+    #[test]
+    fn every_offered_warmup_runs() {
+        assert!(WARMUPS.contains(&firmware_example::WARMUP_POINTS));
+        let points: Vec<Point> = (0..4096)
+            .map(|i| {
+                [
+                    (i % 7) as f32 + if i % 2 == 0 { 0.0 } else { 9.0 },
+                    (i % 5) as f32,
+                ]
+            })
+            .collect();
+        let fit = FitConfig::new(2);
+        let config = StreamConfig::new();
+        for m in WARMUPS {
+            let stream = warm_up_any(m, &points, &fit, &config)
+                .unwrap_or_else(|| panic!("no Warmup for {m}"))
+                .unwrap();
+            assert_eq!(stream.n_seen(), m as u64);
+        }
+    }
 }
