@@ -892,6 +892,31 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_must_start_from_a_fit_of_its_k() {
+        let mut run = Run::default();
+        log_of(&mut run, 120, false);
+        let stream = run.streams.get_mut(&0).unwrap();
+        // Fit 0 is k = 1; the stream says k = 2 (the chosen fit, 1).
+        stream.cfg.start_fit = 0;
+        let r = check(&run);
+        assert!(!r.ok());
+        assert!(
+            r.mismatches
+                .iter()
+                .any(|m| m.contains("not a k-means++ fit with k=")),
+            "{:?}",
+            r.mismatches
+        );
+        assert!(
+            r.mismatches
+                .iter()
+                .any(|m| m.contains("no streaming run starts from the chosen fit")),
+            "{:?}",
+            r.mismatches
+        );
+    }
+
+    #[test]
     fn a_log_without_a_streaming_run_fails() {
         let mut run = Run::default();
         log_of(&mut run, 120, false);

@@ -547,6 +547,59 @@ mod tests {
     }
 
     #[test]
+    fn gathers_a_streaming_run_from_its_lines() {
+        let mut run = Run::default();
+        run.add(&line(
+            "streamcfg",
+            &[
+                "0",
+                "-1",
+                "100",
+                "3",
+                "2025",
+                "2000",
+                "250",
+                "0",
+                "0x3f666666",
+                "0x40000000",
+                "0x358637bd",
+                "0x38d1b717",
+                "0x3c23d70a",
+                "0",
+            ],
+        ));
+        run.add(&line(
+            "snap",
+            &["0", "250", "1", "0", "3", "-8", "0xc1000000"],
+        ));
+        let mut comp = vec!["0", "250", "0", "1", "0", "0", "1", "0", "1"];
+        comp.extend(["0x3f800000", "0x00000000", "0x00000000"]);
+        comp.extend(["0x3f800000", "0x00000000", "0x3f800000"]);
+        run.add(&line("scomp", &comp));
+        // A component of a snapshot that was not announced.
+        comp[1] = "500";
+        run.add(&line("scomp", &comp));
+        run.add(&line(
+            "scost",
+            &["0", "2000", "1900", "1234", "1424", "0x8bf4ff89"],
+        ));
+        assert_eq!(run.problems.len(), 1, "{:?}", run.problems);
+        let s = &run.streams[&0];
+        assert_eq!((s.cfg.start_fit, s.cfg.warmup, s.cfg.k), (-1, 100, 3));
+        assert_eq!(s.cfg.schedule, (0, 0.9, 2.0));
+        assert_eq!(s.cfg.false_alarm_rate, 0.01);
+        assert_eq!(s.snaps.len(), 1);
+        assert_eq!((s.snaps[0].n_seen, s.snaps[0].rejected), (250, 1));
+        assert_eq!(s.snaps[0].threshold, 0xc100_0000);
+        assert_eq!(s.snaps[0].comps.len(), 1);
+        let cost = s.cost.unwrap();
+        assert_eq!(
+            (cost.drawn, cost.updates, cost.checksum),
+            (2000, 1900, 0x8bf4_ff89)
+        );
+    }
+
+    #[test]
     fn inconsistent_lines_are_problems_not_panics() {
         let mut run = Run::default();
         // No fitcfg before it.
