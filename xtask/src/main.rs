@@ -8,6 +8,7 @@
 //! - `fuzz`: a bounded fuzz run.
 //! - `panic-check`: gmm-core proven panic-free at link time.
 
+mod bench;
 mod fuzz;
 mod panic_check;
 mod qemu;
@@ -30,7 +31,7 @@ fn main() -> ExitCode {
         "ci" => ci(),
         "qemu" => qemu::qemu(),
         "size" => size::size(),
-        "bench-compare" => not_yet("bench-compare", "the benchmarks (issue 6)"),
+        "bench-compare" => bench::bench_compare(rest),
         "fuzz" => fuzz::run(&root(), rest),
         "panic-check" => panic_check::run(&root()),
         "help" | "-h" | "--help" => {
@@ -50,12 +51,6 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage: cargo xtask <ci|qemu|size|bench-compare|fuzz|panic-check>";
-
-fn not_yet(task: &str, what: &str) -> Result<(), String> {
-    Err(format!(
-        "`cargo xtask {task}` is not implemented yet: it arrives with {what}"
-    ))
-}
 
 /// The workspace root (the parent of this crate's folder).
 fn root() -> PathBuf {
