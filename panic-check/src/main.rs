@@ -14,7 +14,10 @@
 
 use core::hint::black_box;
 use gmm_core::rand_core::SeedableRng;
-use gmm_core::{Criterion, FitConfig, Gmm, Point, Points, SymMat2, TraceEntry, Weighted, select_k};
+use gmm_core::{
+    Criterion, FitConfig, Gmm, Point, Points, StreamConfig, StreamingGmm, SymMat2, TraceEntry,
+    Weighted, select_k,
+};
 use rand_xoshiro::Xoshiro128PlusPlus;
 
 /// The capacity checked (any `K` works the same way; 4 keeps it small).
@@ -93,6 +96,28 @@ fn exercise() {
     // Model selection.
     let k_max = black_box(3);
     let _ = black_box(select_k::<K, _>(points, &config, k_max, Criterion::Bic));
+
+    // The streaming model, from a fit, fed black-boxed samples.
+    let stream_config: StreamConfig = black_box(StreamConfig::new());
+    if let Ok(fit) = Gmm::<K>::fit(points, &config)
+        && let Ok(mut s) = StreamingGmm::from_model(&fit.model, &stream_config)
+    {
+        for &x in points {
+            let _ = black_box(s.update(x));
+            black_box(s.is_anomaly(x));
+        }
+        let _ = black_box(s.update_batch(points));
+        black_box(s.model().predict(p));
+    }
+
+    // The E-step/M-step seam on two chunks.
+    if let Ok(fit) = Gmm::<K>::fit(points, &config) {
+        let (a, b) = points.split_at(points.len() / 2);
+        let mut stats = fit.model.e_step(a, config.exp);
+        if stats.merge(&fit.model.e_step(b, config.exp)).is_ok() {
+            let _ = black_box(stats.m_step(config.reg_covar));
+        }
+    }
 
     // A model from parameters.
     let w: &[f32] = black_box(&[0.5, 0.5][..]);
