@@ -101,7 +101,8 @@ fn explained(e: GmmError, points: &[Point], weights: Option<&[f32]>, config: &Fi
     // (a total weight ~1e-43) lose their precision in the moment sums and
     // the fit can end in SingularCovariance; covered here for now.
     let extreme = extreme || weights.is_some_and(|w| w.iter().any(|&w| w > 0.0 && w < 1e-30));
-    let unregularised = !(config.reg_covar >= 1e-20);
+    // (reg_covar is validated finite and >= 0 before EM can fail.)
+    let unregularised = config.reg_covar < 1e-20;
     match e {
         GmmError::SingularCovariance { .. } | GmmError::Diverged | GmmError::Overflow => {
             assert!(
