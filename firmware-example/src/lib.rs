@@ -62,6 +62,42 @@ pub const N_SCALING: u32 = 500;
 
 const _: () = assert!((N_SCALING as usize).is_multiple_of(STREAM_CHUNK));
 
+/// The glitch run: a warm-up run of this many samples in which every
+/// [`GLITCH_EVERY`]-th sample is a sensor glitch (x = NaN) that the warm-up
+/// buffer and the stream must reject without changing the model.
+pub const N_GLITCH: u32 = 500;
+/// See [`N_GLITCH`]; the first two glitches fall in the warm-up.
+pub const GLITCH_EVERY: u32 = 45;
+
+const _: () = assert!((N_GLITCH as usize).is_multiple_of(STREAM_CHUNK));
+
+/// How long a streaming run is, what it logs, and which samples are
+/// glitches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamPlan {
+    /// Samples drawn.
+    pub n: u32,
+    /// A snapshot every this many samples (a multiple of
+    /// [`STREAM_CHUNK`]) and after the last.
+    pub every: u32,
+    /// Every this many samples, the sample drawn is replaced by a glitch
+    /// (its x is NaN); 0 for none.
+    pub glitch_every: u32,
+}
+
+impl StreamPlan {
+    /// The `drawn`-th sample (counting from 1) as the run sees it: `x`, or
+    /// a glitch.
+    #[must_use]
+    pub fn sample(&self, drawn: u32, x: gmm_core::Point) -> gmm_core::Point {
+        if self.glitch_every > 0 && drawn.is_multiple_of(self.glitch_every) {
+            [f32::NAN, x[1]]
+        } else {
+            x
+        }
+    }
+}
+
 /// The warm-up run collects this many samples, fits them (k-means++,
 /// [`warmup_fit_config`]) and streams on from that fit.
 pub const WARMUP_POINTS: usize = 100;
@@ -162,5 +198,24 @@ mod tests {
         }
         warmup_fit_config(K_MAX).validate().unwrap();
         assert_eq!(schedule_from_code(7, 0.5, 0.0), None);
+    }
+
+    #[test]
+    fn glitches_are_every_nth_sample_only() {
+        let plan = StreamPlan {
+            n: 100,
+            every: 50,
+            glitch_every: 45,
+        };
+        let x = [1.0, 2.0];
+        assert_eq!(plan.sample(44, x), x);
+        assert!(plan.sample(45, x)[0].is_nan());
+        assert_eq!(plan.sample(45, x)[1], 2.0);
+        assert!(plan.sample(90, x)[0].is_nan());
+        let none = StreamPlan {
+            glitch_every: 0,
+            ..plan
+        };
+        assert_eq!(none.sample(45, x), x);
     }
 }

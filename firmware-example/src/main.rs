@@ -256,26 +256,43 @@ mod fits {
         // Streaming EM, started from the chosen fit, then from a warm-up
         // fit of the stream's own first samples.
         if let Some((_, fit, k, model)) = best {
-            let (n, every) = (fw::N_STREAM, fw::SNAPSHOT_EVERY);
+            use super::streams::Start;
+            let plan = fw::StreamPlan {
+                n: fw::N_STREAM,
+                every: fw::SNAPSHOT_EVERY,
+                glitch_every: 0,
+            };
             let mut stream = 0u32;
             for config in fw::stream_configs() {
-                let start = super::streams::Start::Fit { model: &model, fit };
-                ok &= super::streams::run(stream, start, &config, n, every, low_water);
+                let start = Start::Fit { model: &model, fit };
+                ok &= super::streams::run(stream, start, &config, plan, low_water);
                 stream += 1;
             }
-            let start = super::streams::Start::Warmup(fw::warmup_fit_config(k));
+            let start = Start::Warmup(fw::warmup_fit_config(k));
             let config = fw::warmup_stream_config();
-            ok &= super::streams::run(stream, start, &config, n, every, low_water);
+            ok &= super::streams::run(stream, start, &config, plan, low_water);
             stream += 1;
             // The cost of an update for every other k (constant steps, as
             // the second run above, which is the chosen k's).
             let [_, constant] = fw::stream_configs();
+            let scaling = fw::StreamPlan {
+                n: fw::N_SCALING,
+                every: fw::N_SCALING,
+                glitch_every: 0,
+            };
             for (fit, model) in models.iter().filter(|(id, _)| *id != fit) {
-                let start = super::streams::Start::Fit { model, fit: *fit };
-                let n = fw::N_SCALING;
-                ok &= super::streams::run(stream, start, &constant, n, n, low_water);
+                let start = Start::Fit { model, fit: *fit };
+                ok &= super::streams::run(stream, start, &constant, scaling, low_water);
                 stream += 1;
             }
+            // Sensor glitches, in the warm-up and after it.
+            let glitches = fw::StreamPlan {
+                n: fw::N_GLITCH,
+                every: fw::SNAPSHOT_EVERY,
+                glitch_every: fw::GLITCH_EVERY,
+            };
+            let start = Start::Warmup(fw::warmup_fit_config(k));
+            ok &= super::streams::run(stream, start, &config, glitches, low_water);
         }
         ok
     }
@@ -461,17 +478,17 @@ mod streams {
         id: u32,
         start: Start<'_>,
         config: &StreamConfig,
-        n: u32,
-        every: u32,
+        plan: fw::StreamPlan,
         low_water: &mut usize,
     ) -> bool {
+        let fw::StreamPlan { n, every, .. } = plan;
         let (code, a, b) = fw::schedule_code(config.schedule);
         let (start_fit, warmup, k) = match &start {
             Start::Fit { model, fit } => (*fit as i32, 0, model.k()),
             Start::Warmup(fit) => (-1, fw::WARMUP_POINTS, fit.k),
         };
         defmt::info!(
-            "streamcfg stream={=u32} start_fit={=i32} warmup={=u32} k={=u32} seed={=u64} n={=u32} every={=u32} schedule={=u8} a={=u32:#010x} b={=u32:#010x} reg_covar={=u32:#010x} min_mass={=u32:#010x} false_alarm={=u32:#010x} prior={=u32}",
+            "streamcfg stream={=u32} start_fit={=i32} warmup={=u32} k={=u32} seed={=u64} n={=u32} every={=u32} schedule={=u8} a={=u32:#010x} b={=u32:#010x} reg_covar={=u32:#010x} min_mass={=u32:#010x} false_alarm={=u32:#010x} prior={=u32} glitch_every={=u32}",
             id,
             start_fit,
             warmup as u32,
@@ -485,7 +502,8 @@ mod streams {
             config.reg_covar.to_bits(),
             config.min_mass.to_bits(),
             config.false_alarm_rate.to_bits(),
-            config.prior_updates
+            config.prior_updates,
+            plan.glitch_every
         );
         let Ok(mut source) = fw::MixtureSource::seed_mixture(fw::STREAM_SEED) else {
             return false;
@@ -508,11 +526,11 @@ mod streams {
         while drawn < n {
             let len = (n - drawn).min(fw::STREAM_CHUNK as u32) as usize;
             let chunk = &mut chunk[..len];
-            for p in chunk.iter_mut() {
+            for (p, i) in chunk.iter_mut().zip(1..) {
                 // The mixture source cannot fail (Infallible).
                 let Ok(x) = source.next_point();
-                *p = x;
-                sum.add(x);
+                *p = plan.sample(drawn + i, x);
+                sum.add(*p);
             }
             // Warm-up samples go to the warm-up buffer (untimed: the last
             // one runs the batch fit); the rest are timed updates.
@@ -522,7 +540,8 @@ mod streams {
                 rest = tail;
                 match w.push(*x) {
                     Ok(Some(stream)) => phase = Phase::Live(stream),
-                    Ok(None) => {}
+                    // Not taken into the buffer.
+                    Ok(None) | Err(GmmError::NonFinitePoint { .. }) => {}
                     Err(e) => {
                         log_error(id, u64::from(drawn), e);
                         return false;
@@ -559,11 +578,17 @@ mod streams {
         true
     }
 
-    /// Learns every point of `chunk` up to the first error, counting the
-    /// ones flagged as anomalies (scored before their update).
+    /// Learns every point of `chunk` up to the first error other than a
+    /// rejected sample (which the stream counts, leaving the model as it
+    /// was), counting the ones flagged as anomalies (scored before their
+    /// update).
     fn learn(stream: &mut Stream, chunk: &[Point], anomalies: &mut u32) -> Result<(), GmmError> {
         for &x in chunk {
-            *anomalies += u32::from(stream.update(x)?.anomaly);
+            match stream.update(x) {
+                Ok(u) => *anomalies += u32::from(u.anomaly),
+                Err(GmmError::NonFinitePoint { .. } | GmmError::PointOutOfRange { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
