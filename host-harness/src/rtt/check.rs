@@ -317,10 +317,11 @@ enum Phase {
 }
 
 /// Replays a streaming run as the firmware runs it: `cfg.n` samples of
-/// the seed mixture from `cfg.seed`, each pushed to the warm-up buffer
-/// until the stream starts and then learnt with one update, a snapshot
-/// of the live model every `cfg.every` samples and after the last,
-/// stopping at the first error.
+/// the seed mixture from `cfg.seed` (every `cfg.glitch_every`-th one a
+/// glitch), each pushed to the warm-up buffer until the stream starts and
+/// then learnt with one update, a snapshot of the live model every
+/// `cfg.every` samples and after the last, stopping at the first error
+/// other than a rejected sample.
 ///
 /// # Errors
 /// An invalid logged configuration; a warm-up length other than this
@@ -352,14 +353,20 @@ pub fn replay_stream(cfg: &StreamCfg, start: ReplayStart<'_>) -> Result<HostStre
     let mut source = MixtureSource::seed_mixture(cfg.seed).map_err(|e| e.to_string())?;
     let mut sum = Checksum::new();
     let mut anomalies = 0u32;
+    let plan = firmware_example::StreamPlan {
+        n: cfg.n,
+        every: cfg.every,
+        glitch_every: cfg.glitch_every,
+    };
     for drawn in 1..=cfg.n {
         let Ok(x) = source.next_point();
+        let x = plan.sample(drawn, x);
         sum.add(x);
         out.drawn = u64::from(drawn);
         match &mut phase {
             Phase::Warming(w) => match w.push(x) {
                 Ok(Some(stream)) => phase = Phase::Live(Box::new(stream)),
-                Ok(None) => {}
+                Ok(None) | Err(GmmError::NonFinitePoint { .. }) => {}
                 Err(e) => {
                     out.error = Some((u64::from(drawn), stream_error_text(e).into()));
                     break;
@@ -369,6 +376,7 @@ pub fn replay_stream(cfg: &StreamCfg, start: ReplayStart<'_>) -> Result<HostStre
                 out.updates += 1;
                 match stream.update(x) {
                     Ok(u) => anomalies += u32::from(u.anomaly),
+                    Err(GmmError::NonFinitePoint { .. } | GmmError::PointOutOfRange { .. }) => {}
                     Err(e) => {
                         out.snaps.push(snapshot(stream, anomalies));
                         let at = stream.n_seen() + stream.n_rejected();
@@ -765,6 +773,7 @@ mod tests {
             min_mass: 1e-4,
             false_alarm_rate: 0.01,
             prior_updates: data.len() as u32,
+            glitch_every: if start_fit < 0 { 45 } else { 0 },
         };
         run.add(&line(
             "streamcfg",
@@ -783,6 +792,7 @@ mod tests {
                 hex(1e-4),
                 hex(0.01),
                 s(cfg.prior_updates),
+                s(cfg.glitch_every),
             ],
         ));
         let fit_cfg = FitConfig::new(k).with_n_init(2).with_seed(9);
@@ -834,8 +844,17 @@ mod tests {
         let r = check(&good);
         assert!(r.ok(), "{:?}", r.mismatches);
         assert_eq!((r.fits, r.matched), (2, 2));
-        // 3 from the fit's model, 3 after a warm-up of 100 samples.
-        assert_eq!((r.snapshots, r.snapshots_matched), (6, 6));
+        // 3 from the fit's model; 2 after a warm-up of 100 samples, which
+        // two glitches make end at sample 102, after the first snapshot
+        // point.
+        assert_eq!((r.snapshots, r.snapshots_matched), (5, 5));
+        // The warm-up run rejected its glitches after the warm-up (2 of
+        // the 6 fall inside it) and went on.
+        let glitchy = &good.streams[&1];
+        let last = glitchy.snaps.last().unwrap();
+        assert_eq!(last.rejected, 4);
+        assert_eq!(last.n_seen, 300 - 6);
+        assert_eq!(glitchy.error, None);
 
         let mut bad = Run::default();
         log_of(&mut bad, 120, true);
@@ -859,7 +878,7 @@ mod tests {
         let r = check(&run);
         assert!(!r.ok());
         assert_eq!((r.fits, r.matched), (2, 2));
-        assert_eq!((r.snapshots, r.snapshots_matched), (6, 5));
+        assert_eq!((r.snapshots, r.snapshots_matched), (5, 4));
         assert!(
             r.mismatches[0].contains("snapshot at n_seen=200: component 1 cov.xy"),
             "{:?}",
@@ -876,7 +895,7 @@ mod tests {
         stream.cost.as_mut().unwrap().checksum ^= 1;
         let r = check(&run);
         assert!(!r.ok());
-        assert_eq!((r.snapshots, r.snapshots_matched), (6, 5));
+        assert_eq!((r.snapshots, r.snapshots_matched), (5, 4));
         assert!(
             r.mismatches.iter().any(|m| m.contains("samples: device")),
             "{:?}",

@@ -105,6 +105,9 @@ pub struct StreamCfg {
     pub false_alarm_rate: f32,
     /// Updates counted as seen at the start.
     pub prior_updates: u32,
+    /// Every this many samples a glitch (x = NaN) replaces the sample; 0
+    /// for none.
+    pub glitch_every: u32,
 }
 
 /// The live streaming model at one point of the stream.
@@ -379,6 +382,7 @@ impl Run {
                     min_mass,
                     far,
                     prior,
+                    glitch_every,
                 ],
             ) => {
                 let f = |s: &str| bits(s).map(f32::from_bits);
@@ -394,6 +398,7 @@ impl Run {
                     min_mass: f(min_mass)?,
                     false_alarm_rate: f(far)?,
                     prior_updates: int(prior)?,
+                    glitch_every: int(glitch_every)?,
                 };
                 let stream = DevStream {
                     cfg,
@@ -566,6 +571,7 @@ mod tests {
                 "0x38d1b717",
                 "0x3c23d70a",
                 "0",
+                "45",
             ],
         ));
         run.add(&line(
@@ -586,6 +592,7 @@ mod tests {
         assert_eq!(run.problems.len(), 1, "{:?}", run.problems);
         let s = &run.streams[&0];
         assert_eq!((s.cfg.start_fit, s.cfg.warmup, s.cfg.k), (-1, 100, 3));
+        assert_eq!(s.cfg.glitch_every, 45);
         assert_eq!(s.cfg.schedule, (0, 0.9, 2.0));
         assert_eq!(s.cfg.false_alarm_rate, 0.01);
         assert_eq!(s.snaps.len(), 1);

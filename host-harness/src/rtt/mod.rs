@@ -196,6 +196,7 @@ fn summary(run: &log::Run) {
     println!("stream  k  schedule         updates  ticks      instructions/update  stack_bytes");
     for (id, st) in &run.streams {
         let schedule = match (st.cfg.schedule.0, st.cfg.start_fit < 0) {
+            _ if st.cfg.glitch_every > 0 => "with_glitches",
             (0, false) => "decaying",
             (1, false) => "constant",
             (0, true) => "warmup_decaying",
@@ -224,7 +225,7 @@ fn summary(run: &log::Run) {
             "{id:<7} {:<2} {schedule:<16} {updates:<8} {ticks:<10} {per:<20.1} {stack}",
             st.cfg.k
         );
-        if updates == 0 {
+        if updates == 0 || st.cfg.glitch_every > 0 {
             continue;
         }
         // The runs from the chosen fit or a warm-up by schedule; every
