@@ -41,7 +41,7 @@ n_seen, n_rejected, reseeded, threshold, n_anomalies, warmup, schedule.
                  log-likelihood is higher by the price of learning.
   mean_log_likelihood  log_likelihood / n_seen
   bic, aic       -2 log_likelihood + (6k-1) ln n_seen, -2 log_likelihood + 2 (6k-1)
-  n_iter         stepwise-EM updates so far (n_seen - warmup); converged: always false (no stopping rule)
+  n_iter         stepwise-EM steps so far (n_seen - warmup, or batches with --batch); converged: always false (no stopping rule)
   fit_seconds    wall time of the warm-up fit and the updates so far (not reading or printing)
   threshold      the anomaly threshold: running --false-alarm-rate quantile of the log-densities seen
   n_anomalies    updates whose sample scored below the threshold in force before it")]
@@ -82,6 +82,12 @@ pub struct StreamArgs {
     /// The anomaly threshold is set for this share of false alarms.
     #[arg(long, default_value_t = 0.01)]
     pub false_alarm_rate: f64,
+    /// Learn from mini-batches of this many samples, one step each
+    /// (`StreamingGmm::update_batch`; a batch never crosses a snapshot);
+    /// 1: one step per sample (`update`). With batches, a sample is scored
+    /// and flagged under the model and threshold from before its batch.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
     /// Seed of the warm-up fit's initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -138,7 +144,7 @@ pub struct Snapshot {
     pub log_likelihood: f64,
     /// Per sample seen.
     pub mean_log_likelihood: f64,
-    /// Stepwise updates so far.
+    /// Stepwise-EM steps so far (one per sample, or per batch).
     pub n_iter: u64,
     /// Always false: streaming EM has no stopping rule.
     pub converged: bool,
@@ -284,6 +290,9 @@ pub fn configs(
     if a.every == 0 {
         return Err(CliError::input("--every must be at least 1"));
     }
+    if a.batch == 0 {
+        return Err(CliError::input("--batch must be at least 1"));
+    }
     if !WARMUPS.contains(&a.warmup) {
         return Err(CliError::input(format!(
             "--warmup {} is not one of {WARMUPS:?} (the warm-up buffer's size is fixed at build time, as on the device)",
@@ -356,71 +365,98 @@ pub fn run(
         ll += f64::from(d);
     }
     let mut anomalies = 0u64;
+    let mut steps = 0u64;
     let sched = schedule_json(schedule);
     let k = a.k;
-    let snapshot = |s: &StreamingGmm<CAPACITY>, ll: f64, anomalies: u64, seconds: f64| {
-        let model = s.model();
-        let n_seen = s.n_seen();
-        let n = n_seen as f64;
-        Snapshot {
-            k,
-            n: n_seen + s.n_rejected(),
-            weights: model.weights().iter().map(|&w| short(w)).collect(),
-            means: model
-                .components()
-                .iter()
-                .map(|c| c.mean().map(short))
-                .collect(),
-            covariances: model
-                .components()
-                .iter()
-                .map(|c| c.covariance().to_rows().map(|r| r.map(short)))
-                .collect(),
-            log_likelihood: ll,
-            mean_log_likelihood: ll / n,
-            n_iter: n_seen - m as u64,
-            converged: false,
-            bic: reference::bic(ll, n, k),
-            aic: reference::aic(ll, k),
-            engine: Engine::Core.name().to_string(),
-            fit_seconds: seconds,
-            n_seen,
-            n_rejected: s.n_rejected(),
-            reseeded: s.reseeded(),
-            threshold: s.threshold().map(short),
-            n_anomalies: anomalies,
-            warmup: m,
-            schedule: sched.clone(),
-        }
-    };
+    let snapshot =
+        |s: &StreamingGmm<CAPACITY>, ll: f64, anomalies: u64, steps: u64, seconds: f64| {
+            let model = s.model();
+            let n_seen = s.n_seen();
+            let n = n_seen as f64;
+            Snapshot {
+                k,
+                n: n_seen + s.n_rejected(),
+                weights: model.weights().iter().map(|&w| short(w)).collect(),
+                means: model
+                    .components()
+                    .iter()
+                    .map(|c| c.mean().map(short))
+                    .collect(),
+                covariances: model
+                    .components()
+                    .iter()
+                    .map(|c| c.covariance().to_rows().map(|r| r.map(short)))
+                    .collect(),
+                log_likelihood: ll,
+                mean_log_likelihood: ll / n,
+                n_iter: steps,
+                converged: false,
+                bic: reference::bic(ll, n, k),
+                aic: reference::aic(ll, k),
+                engine: Engine::Core.name().to_string(),
+                fit_seconds: seconds,
+                n_seen,
+                n_rejected: s.n_rejected(),
+                reseeded: s.reseeded(),
+                threshold: s.threshold().map(short),
+                n_anomalies: anomalies,
+                warmup: m,
+                schedule: sched.clone(),
+            }
+        };
     let every = a.every;
     let total = points.len();
     // Snapshots at every multiple of `every` past the warm-up, and at the end.
     let mut at = m;
-    if (m.is_multiple_of(every) || m == total) && !emit(&snapshot(&stream, ll, anomalies, seconds))?
+    if (m.is_multiple_of(every) || m == total)
+        && !emit(&snapshot(&stream, ll, anomalies, steps, seconds))?
     {
         return Ok(());
     }
     while at < total {
         let end = (at / every + 1).saturating_mul(every).min(total);
         let t = Instant::now();
-        for (i, &p) in points[at..end].iter().enumerate() {
-            let u = stream.update(p).map_err(|e| {
+        let batch = a.batch.max(1);
+        let mut from = at;
+        while from < end {
+            let to = (from + batch).min(end);
+            let update_error = |e: GmmError| {
                 CliError::failed(format!(
                     "{}:{}: the streaming update failed: {e}",
                     data.path,
-                    data.line_of(at + i)
+                    data.line_of(from)
                 ))
-            })?;
-            if !u.log_density.is_finite() {
-                return Err(non_finite_density(data, at + i));
+            };
+            if batch == 1 {
+                let u = stream.update(points[from]).map_err(update_error)?;
+                if !u.log_density.is_finite() {
+                    return Err(non_finite_density(data, from));
+                }
+                ll += f64::from(u.log_density);
+                anomalies += u64::from(u.anomaly);
+                steps += 1;
+            } else {
+                // Scored under the model before the batch, against the
+                // threshold in force before it.
+                let threshold = stream.threshold();
+                for (i, &p) in points[from..to].iter().enumerate() {
+                    let d = stream.log_density(p);
+                    if !d.is_finite() {
+                        return Err(non_finite_density(data, from + i));
+                    }
+                    ll += f64::from(d);
+                    anomalies += u64::from(threshold.is_some_and(|t| d < t));
+                }
+                stream
+                    .update_batch(&points[from..to])
+                    .map_err(update_error)?;
+                steps += 1;
             }
-            ll += f64::from(u.log_density);
-            anomalies += u64::from(u.anomaly);
+            from = to;
         }
         seconds += t.elapsed().as_secs_f64();
         at = end;
-        if !emit(&snapshot(&stream, ll, anomalies, seconds))? {
+        if !emit(&snapshot(&stream, ll, anomalies, steps, seconds))? {
             return Ok(());
         }
     }

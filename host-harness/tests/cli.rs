@@ -1018,6 +1018,37 @@ fn stream_is_the_cores_streaming_em() {
     // Summed in the same order: equal to f64 rounding.
     assert!((f(&last["log_likelihood"]) - ll).abs() < 1e-9 * ll.abs());
 
+    // Mini-batches of 10, never across a snapshot: [128, 1000) is 87
+    // batches of 10 and one of 2, then 100 and 50 batches.
+    let out = gmm()
+        .args(["stream", s(&data), "--k", "3", "--every", "1000", "--json"])
+        .args([
+            "--step", "0.002", "--warmup", "128", "--seed", "4", "--batch", "10",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let last = json_lines(&out.stdout).pop().unwrap();
+    assert_eq!(last["n_iter"], 88 + 100 + 50);
+    assert_eq!(last["n_seen"], 2500);
+    let mut warm = Warmup::<3, 128>::new(&fit, &config).unwrap();
+    let mut stream = None;
+    for &p in &points[..128] {
+        stream = warm.push(p).unwrap();
+    }
+    let mut stream = stream.unwrap();
+    for (from, to) in [(128, 1000), (1000, 2000), (2000, 2500)] {
+        for batch in points[from..to].chunks(10) {
+            stream.update_batch(batch).unwrap();
+        }
+    }
+    for j in 0..3 {
+        assert_eq!(f(&last["weights"][j]) as f32, stream.model().weights()[j]);
+        assert_eq!(
+            f(&last["means"][j][1]) as f32,
+            stream.model().components()[j].mean()[1]
+        );
+    }
     // The readable form: a header, then one line per snapshot.
     let out = gmm()
         .args(["stream", s(&data), "--k", "3", "--every", "500"])
@@ -1070,6 +1101,10 @@ fn stream_bad_inputs_exit_2() {
     bad(
         &["stream", d, "--k", "3", "--every", "0"],
         "--every must be at least 1",
+    );
+    bad(
+        &["stream", d, "--k", "3", "--batch", "0"],
+        "--batch must be at least 1",
     );
     bad(
         &["stream", d, "--k", "17"],
