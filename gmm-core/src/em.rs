@@ -31,6 +31,10 @@ pub const MAX_ABS_COORDINATE: f32 = 1e12;
 /// The largest per-point weight accepted.
 pub const MAX_WEIGHT: f32 = 1e12;
 
+/// The smallest positive per-point weight accepted (0 is accepted too):
+/// smaller weights would make the moment sums subnormal and imprecise.
+pub const MIN_POSITIVE_WEIGHT: f32 = 1e-12;
+
 /// A Kahan-compensated f32 sum.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Sum {
@@ -209,7 +213,7 @@ pub fn summarise<P: Points + ?Sized>(data: &P) -> Result<Summary, GmmError> {
                 && libm::fabsf(p[1]) <= MAX_ABS_COORDINATE)
             {
                 error = Some(GmmError::PointOutOfRange { index });
-            } else if !(0.0..=MAX_WEIGHT).contains(&w) {
+            } else if !(w == 0.0 || (MIN_POSITIVE_WEIGHT..=MAX_WEIGHT).contains(&w)) {
                 error = Some(GmmError::InvalidWeight { index });
             } else if w > 0.0 {
                 n_positive += 1;
@@ -532,7 +536,7 @@ pub(crate) fn m_step<const K: usize>(
         .enumerate()
     {
         let nk = m.n.value();
-        let (mean, cov, nk) = if nk >= empty_below && nk.is_finite() {
+        let (mean, cov, nk) = if nk > 0.0 && nk >= empty_below && nk.is_finite() {
             let dx = m.sx.value() / nk;
             let dy = m.sy.value() / nk;
             let cov = SymMat2::new(

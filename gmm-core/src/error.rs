@@ -20,7 +20,9 @@ pub enum GmmError {
         /// Index of the offending point in visiting order.
         index: usize,
     },
-    /// A point weight is negative, NaN or infinite.
+    /// A point weight is negative, NaN, infinite, above
+    /// [`MAX_WEIGHT`](crate::MAX_WEIGHT), or positive but below
+    /// [`MIN_POSITIVE_WEIGHT`](crate::MIN_POSITIVE_WEIGHT).
     InvalidWeight {
         /// Index of the offending weight.
         index: usize,
@@ -87,7 +89,12 @@ impl fmt::Display for GmmError {
                 crate::MAX_ABS_COORDINATE
             ),
             Self::InvalidWeight { index } => {
-                write!(f, "weight {index} is negative, NaN or infinite")
+                write!(
+                f,
+                "weight {index} is not 0 or in [{:e}, {:e}]",
+                crate::MIN_POSITIVE_WEIGHT,
+                crate::MAX_WEIGHT
+            )
             }
             Self::WeightCountMismatch { points, weights } => {
                 write!(f, "{points} points but {weights} weights")

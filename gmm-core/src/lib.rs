@@ -22,7 +22,7 @@ mod trace;
 
 pub use config::{FitConfig, InitMethod};
 pub use em::{
-    BLOCK, Fit, FitReport, Guards, MAX_ABS_COORDINATE, MAX_WEIGHT, SufficientStats, Summary,
+    BLOCK, Fit, FitReport, Guards, MAX_ABS_COORDINATE, MAX_WEIGHT, MIN_POSITIVE_WEIGHT, SufficientStats, Summary,
     summarise,
 };
 pub use error::GmmError;

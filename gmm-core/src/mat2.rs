@@ -87,24 +87,47 @@ impl SymMat2 {
         self.xx.is_finite() && self.xy.is_finite() && self.yy.is_finite()
     }
 
-    /// True when the matrix is finite and positive definite as computed in
-    /// f32 (positive diagonal, positive determinant).
+    /// True when the matrix is finite and positive definite: positive
+    /// diagonal and a correlation `xy / sqrt(xx yy)` strictly inside
+    /// (-1, 1). Tested through the correlation, not `xx yy - xy^2`, so
+    /// variances up to f32's range (where the determinant overflows) are
+    /// still recognised.
     #[inline]
     #[must_use]
     pub fn is_positive_definite(self) -> bool {
-        self.is_finite() && self.xx > 0.0 && self.yy > 0.0 && self.determinant() > 0.0
+        self.is_finite() && self.xx > 0.0 && self.yy > 0.0 && {
+            let r = self.correlation();
+            r > -1.0 && r < 1.0
+        }
+    }
+
+    /// `xy / (sqrt(xx) sqrt(yy))`, computed without overflow.
+    #[inline]
+    #[must_use]
+    pub fn correlation(self) -> f32 {
+        self.xy / (libm::sqrtf(self.xx) * libm::sqrtf(self.yy))
     }
 
     /// The inverse of a positive definite matrix, or `None` when the matrix
     /// is not positive definite or the inverse would not be finite.
+    ///
+    /// Closed form through the correlation `r`:
+    /// `[[1 / (xx (1 - r^2)), -r / (sqrt(xx yy) (1 - r^2))], [.., 1 / (yy (1 - r^2))]]`,
+    /// which never forms the (possibly overflowing) determinant.
     #[inline]
     #[must_use]
     pub fn try_inverse(self) -> Option<Self> {
         if !self.is_positive_definite() {
             return None;
         }
-        let inv_det = 1.0 / self.determinant();
-        let inv = Self::new(self.yy * inv_det, -self.xy * inv_det, self.xx * inv_det);
+        let s = libm::sqrtf(self.xx) * libm::sqrtf(self.yy);
+        let r = self.xy / s;
+        let one_minus = 1.0 - r * r;
+        let inv = Self::new(
+            1.0 / (self.xx * one_minus),
+            -r / (s * one_minus),
+            1.0 / (self.yy * one_minus),
+        );
         inv.is_positive_definite().then_some(inv)
     }
 
@@ -296,7 +319,6 @@ mod tests {
             SymMat2::new(-1.0, 0.0, 1.0),
             SymMat2::new(f32::NAN, 0.0, 1.0),
             SymMat2::new(f32::INFINITY, 0.0, 1.0),
-            SymMat2::new(1e-30, 0.0, 1e-30),
         ] {
             assert!(m.try_inverse().is_none(), "{m:?}");
             assert!(m.cholesky().is_none(), "{m:?}");
@@ -312,6 +334,37 @@ mod tests {
         match m.try_inverse() {
             Some(inv) => assert!(inv.is_finite()),
             None => assert!(m.determinant() <= 0.0),
+        }
+    }
+
+    /// Tiny variances: positive definite with a finite inverse down to
+    /// where the inverse itself overflows f32.
+    #[test]
+    fn tiny_variances() {
+        let m = SymMat2::new(1e-30, 0.0, 1e-30);
+        assert_eq!(m.try_inverse(), Some(SymMat2::new(1e30, 0.0, 1e30)));
+        let m = SymMat2::new(1e-40, 0.0, 1e-40);
+        assert!(m.is_positive_definite());
+        assert!(m.try_inverse().is_none(), "1 / 1e-40 overflows");
+    }
+
+    /// Variances where `xx * yy` overflows f32 (1e20 * 1e20) are still
+    /// positive definite, invertible and have a finite log-determinant.
+    #[test]
+    fn huge_variances_do_not_overflow() {
+        for m in [
+            SymMat2::new(1e20, 5e19, 1e20),
+            SymMat2::new(3e37, 0.0, 2e37),
+            SymMat2::new(1e20, -1e7, 1e-3),
+        ] {
+            assert!(m.is_positive_definite(), "{m:?}");
+            let inv = m.try_inverse().expect("invertible");
+            let r = f64::from(m.xy) / (f64::from(m.xx) * f64::from(m.yy)).sqrt();
+            let want_xx = 1.0 / (f64::from(m.xx) * (1.0 - r * r));
+            assert!(rel(inv.xx, want_xx) < 1e-5, "{m:?}: {inv:?}");
+            let want = f64::from(m.xx).ln() + f64::from(m.yy).ln() + (1.0 - r * r).ln();
+            let got = m.log_determinant().expect("finite");
+            assert!((f64::from(got) - want).abs() <= 1e-5 * want.abs(), "{m:?}");
         }
     }
 
