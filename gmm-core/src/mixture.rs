@@ -179,19 +179,21 @@ impl<const K: usize> Gmm<K> {
     /// `score_samples` for one point), by log-sum-exp.
     #[must_use]
     pub fn log_density(&self, p: Point) -> f32 {
-        let mut q = [0.0f32; K];
-        let max = self.log_joint(p, &mut q);
-        let mut sum = 0.0f32;
-        for &v in q.iter().take(self.k) {
-            sum += libm::expf(v - max);
-        }
-        max + libm::logf(sum)
+        self.posterior(p).1
     }
 
     /// The posterior probability of each component for `p` (entries past
     /// `k` are 0); they sum to 1.
     #[must_use]
     pub fn predict_proba(&self, p: Point) -> [f32; K] {
+        self.posterior(p).0
+    }
+
+    /// [`predict_proba`](Self::predict_proba) and
+    /// [`log_density`](Self::log_density) from one pass over the
+    /// components.
+    #[must_use]
+    pub fn posterior(&self, p: Point) -> ([f32; K], f32) {
         let mut q = [0.0f32; K];
         let max = self.log_joint(p, &mut q);
         let mut sum = 0.0f32;
@@ -203,7 +205,7 @@ impl<const K: usize> Gmm<K> {
         for (j, v) in q.iter_mut().enumerate() {
             *v = if j < self.k { *v * inv } else { 0.0 };
         }
-        q
+        (q, max + libm::logf(sum))
     }
 
     /// The most probable component for `p` (the first one on ties).

@@ -210,7 +210,9 @@ pub struct StreamingGmm<const K: usize> {
     n_seen: u64,
     n_rejected: u64,
     reseeded: u32,
+    floored: u32,
     scores: P2Quantile,
+    threshold_frozen: bool,
 }
 
 impl<const K: usize> StreamingGmm<K> {
@@ -250,7 +252,9 @@ impl<const K: usize> StreamingGmm<K> {
             n_seen: 0,
             n_rejected: 0,
             reseeded: 0,
+            floored: 0,
             scores: P2Quantile::new(config.false_alarm_rate),
+            threshold_frozen: false,
         })
     }
 
@@ -279,6 +283,14 @@ impl<const K: usize> StreamingGmm<K> {
         self.reseeded
     }
 
+    /// Covariances that stopped being positive definite in f32 (a far
+    /// outlier's scatter swamping the rest) and were replaced by their
+    /// floored diagonal, as in the batch M-step.
+    #[must_use]
+    pub const fn floored(&self) -> u32 {
+        self.floored
+    }
+
     /// `ln p(x)` under the live model.
     #[must_use]
     pub fn log_density(&self, x: Point) -> f32 {
@@ -286,7 +298,13 @@ impl<const K: usize> StreamingGmm<K> {
     }
 
     /// The anomaly threshold: the running `false_alarm_rate`-quantile of
-    /// the log-densities of the samples seen (`None` before any).
+    /// the log-densities of the samples seen, each scored before the model
+    /// learnt from it (`None` before any). Anomalies count too: a burst of
+    /// them lowers the threshold and can mask itself, unless the threshold
+    /// was frozen ([`freeze_threshold`](Self::freeze_threshold)) after a
+    /// clean calibration period. The model itself does learn
+    /// from every sample passed to [`update`](Self::update): to keep
+    /// anomalies out of it, check [`is_anomaly`](Self::is_anomaly) first.
     #[must_use]
     pub fn threshold(&self) -> Option<f32> {
         self.scores.estimate()
@@ -306,12 +324,14 @@ impl<const K: usize> StreamingGmm<K> {
     /// [`GmmError::NonFinitePoint`] or [`GmmError::PointOutOfRange`] (with
     /// the index of the sample in the stream) for a sample that is
     /// rejected, counted, and leaves the model untouched;
-    /// [`GmmError::SingularCovariance`] if a covariance cannot be
-    /// regularised (only with `reg_covar = 0`), also leaving it untouched.
+    /// [`GmmError::SingularCovariance`] if a covariance is singular even
+    /// after flooring (only with `reg_covar = 0`), also leaving the model
+    /// untouched. A covariance that stops being positive definite in f32
+    /// (one far outlier's scatter swamping the rest) is floored like the
+    /// batch M-step does and counted in [`floored`](Self::floored).
     pub fn update(&mut self, x: Point) -> Result<Update, GmmError> {
         self.check(x)?;
-        let proba = self.model.predict_proba(x);
-        let log_density = self.model.log_density(x);
+        let (proba, log_density) = self.model.posterior(x);
         let anomaly = self.threshold().is_some_and(|t| log_density < t);
         let step = self.config.schedule.step(self.t.saturating_add(1));
         let mut next = self.stats;
@@ -319,7 +339,7 @@ impl<const K: usize> StreamingGmm<K> {
             merge(s, step, r, x, SymMat2::ZERO);
         }
         self.commit(next, x)?;
-        self.scores.push(log_density);
+        self.push_score(log_density);
         Ok(Update {
             log_density,
             anomaly,
@@ -351,11 +371,11 @@ impl<const K: usize> StreamingGmm<K> {
             scatter: SymMat2::ZERO,
         }; K];
         for &x in batch {
-            let proba = self.model.predict_proba(x);
+            let (proba, log_density) = self.model.posterior(x);
             for (a, &r) in acc.iter_mut().zip(&proba).take(self.model.k()) {
                 merge(a, 0.0, r, x, SymMat2::ZERO);
             }
-            self.scores.push(self.model.log_density(x));
+            self.push_score(log_density);
         }
         let step = self.config.schedule.step(self.t.saturating_add(1));
         let m = batch.len() as f32;
@@ -367,6 +387,30 @@ impl<const K: usize> StreamingGmm<K> {
         self.commit(next, last)?;
         self.n_seen += batch.len() as u64 - 1;
         Ok(step)
+    }
+
+    /// Feeds the threshold's quantile unless it is frozen.
+    ///
+    /// Clamping low scores at the threshold (so anomalies could not pull
+    /// it down) was tried and rejected: it removes the force that pulls an
+    /// overshooting estimate back, and the threshold ratcheted up to the
+    /// median (51% false alarms in `tests/stream.rs`).
+    fn push_score(&mut self, log_density: f32) {
+        if !self.threshold_frozen {
+            self.scores.push(log_density);
+        }
+    }
+
+    /// Stops the anomaly threshold from adapting: call it once the stream
+    /// is known to be clean (after a calibration period), so a later burst
+    /// of anomalies cannot lower the threshold and mask itself.
+    pub fn freeze_threshold(&mut self) {
+        self.threshold_frozen = true;
+    }
+
+    /// Lets the anomaly threshold adapt again.
+    pub fn unfreeze_threshold(&mut self) {
+        self.threshold_frozen = false;
     }
 
     fn check(&mut self, x: Point) -> Result<(), GmmError> {
@@ -394,6 +438,7 @@ impl<const K: usize> StreamingGmm<K> {
     fn commit(&mut self, mut next: [Running; K], at: Point) -> Result<(), GmmError> {
         let k = self.model.k();
         let mut reseeded = 0;
+        let mut floored = 0;
         // The mass-weighted mean covariance of the healthy components, the
         // shape a re-seeded component starts with.
         let mut pooled = SymMat2::ZERO;
@@ -434,12 +479,17 @@ impl<const K: usize> StreamingGmm<K> {
             .take(k)
             .enumerate()
         {
-            let cov = s
-                .scatter
-                .scale(1.0 / s.mass)
-                .add_diagonal(self.config.reg_covar);
-            *g = Gaussian::new(s.mean, cov)
-                .map_err(|_| GmmError::SingularCovariance { component: j })?;
+            let cov = s.scatter.scale(1.0 / s.mass);
+            *g = match Gaussian::new(s.mean, cov.add_diagonal(self.config.reg_covar)) {
+                Ok(g) => g,
+                Err(_) => {
+                    floored += 1;
+                    let reg = self.config.reg_covar;
+                    let var = |v: f32| if v > 0.0 { v + reg } else { reg };
+                    Gaussian::new(s.mean, SymMat2::new(var(cov.xx), 0.0, var(cov.yy)))
+                        .map_err(|_| GmmError::SingularCovariance { component: j })?
+                }
+            };
             *w = s.mass;
             total += s.mass;
         }
@@ -454,6 +504,7 @@ impl<const K: usize> StreamingGmm<K> {
         self.t = self.t.saturating_add(1);
         self.n_seen += 1;
         self.reseeded += reseeded;
+        self.floored += floored;
         Ok(())
     }
 }
@@ -495,6 +546,8 @@ fn merge(s: &mut Running, gamma: f32, r: f32, x: Point, c: SymMat2) {
 #[derive(Clone, Debug)]
 pub struct Warmup<const K: usize, const M: usize> {
     buffer: heapless::Vec<Point, M>,
+    /// Samples offered so far, rejected ones included.
+    offered: usize,
     fit: crate::FitConfig,
     stream: StreamConfig,
 }
@@ -523,6 +576,7 @@ impl<const K: usize, const M: usize> Warmup<K, M> {
         }
         Ok(Self {
             buffer: heapless::Vec::new(),
+            offered: 0,
             fit: *fit,
             stream: stream.with_prior_updates(M as u32),
         })
@@ -531,13 +585,19 @@ impl<const K: usize, const M: usize> Warmup<K, M> {
     /// Adds a sample; returns the started stream once `M` samples are in.
     ///
     /// # Errors
-    /// A non-finite sample is rejected ([`GmmError::NonFinitePoint`] with
-    /// its buffer index); the batch fit's errors when it fails.
+    /// A non-finite or out-of-range sample is rejected
+    /// ([`GmmError::NonFinitePoint`], [`GmmError::PointOutOfRange`] with its
+    /// index among all samples offered) and not buffered; the batch fit's
+    /// errors when it fails.
     pub fn push(&mut self, x: Point) -> Result<Option<StreamingGmm<K>>, GmmError> {
+        let index = self.offered;
+        self.offered += 1;
         if !(x[0].is_finite() && x[1].is_finite()) {
-            return Err(GmmError::NonFinitePoint {
-                index: self.buffer.len(),
-            });
+            return Err(GmmError::NonFinitePoint { index });
+        }
+        let max = crate::MAX_ABS_COORDINATE;
+        if !(libm::fabsf(x[0]) <= max && libm::fabsf(x[1]) <= max) {
+            return Err(GmmError::PointOutOfRange { index });
         }
         if self.buffer.push(x).is_err() || self.buffer.len() == M {
             let fit = Gmm::<K>::fit(&self.buffer, &self.fit)?;

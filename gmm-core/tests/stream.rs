@@ -233,3 +233,71 @@ fn starving_component_is_reseeded() {
         assert!(c.mean()[0].abs() < 20.0, "{c:?}");
     }
 }
+
+/// With the threshold frozen after a clean calibration stream, a burst of
+/// 200 far points in a row (10 times the false-alarm budget of the last
+/// 20 000) is flagged whole and leaves the threshold where it was.
+/// Unfrozen, the same burst lowers it (the documented masking).
+#[test]
+fn anomaly_burst_cannot_mask_itself() {
+    let seed = test_seed(700);
+    let (points, _) = seed_data(20_000, seed);
+    let (mut stream, used) = start_stream(
+        &points,
+        StepSchedule::Decaying {
+            alpha: 0.9,
+            t0: 2.0,
+        },
+        seed,
+    );
+    for &p in &points[used..] {
+        stream.update(p).unwrap();
+    }
+    let mut unfrozen = stream;
+    stream.freeze_threshold();
+    let before = stream.threshold().unwrap();
+    let far = Gmm::<1>::new(&[1.0], &[[12.0, 12.0]], &[gmm_core::SymMat2::IDENTITY]).unwrap();
+    let mut rng = Xoshiro128PlusPlus::seed_from_u64(seed + 1);
+    let mut flagged = 0;
+    for _ in 0..200 {
+        let x = far.sample(&mut rng).0;
+        flagged += usize::from(stream.is_anomaly(x));
+        let u = stream.update(x).unwrap();
+        assert!(u.log_density.is_finite());
+    }
+    let after = stream.threshold().unwrap();
+    eprintln!("threshold {before} -> {after}, {flagged} of 200 flagged");
+    assert_eq!(flagged, 200);
+    assert_eq!(after, before);
+    let mut rng = Xoshiro128PlusPlus::seed_from_u64(seed + 1);
+    for _ in 0..200 {
+        unfrozen.update(far.sample(&mut rng).0).unwrap();
+    }
+    let masked = unfrozen.threshold().unwrap();
+    eprintln!("unfrozen: threshold {before} -> {masked}");
+    assert!(masked < before - 1.0);
+}
+
+/// A single far outlier (at the accepted range's edge) is learnt from
+/// without an error or NaN.
+#[test]
+fn far_outlier_update_is_finite() {
+    let (points, _) = seed_data(400, 12);
+    let (mut stream, _) = start_stream(&points, StepSchedule::Constant(0.01), 12);
+    for x in [[1e12, 1e12], [-1e12, 5.0]] {
+        let u = stream.update(x);
+        assert!(u.is_ok_and(|u| u.log_density.is_finite()), "{x:?}: {u:?}");
+        for c in stream.model().components() {
+            assert!(c.covariance().is_positive_definite());
+        }
+    }
+    let mut warm = Warmup::<3, 10>::new(&FitConfig::new(3), &StreamConfig::new()).unwrap();
+    assert_eq!(
+        warm.push([f32::NAN, 0.0]).map(|_| ()),
+        Err(gmm_core::GmmError::NonFinitePoint { index: 0 })
+    );
+    assert_eq!(
+        warm.push([2e12, 0.0]).map(|_| ()),
+        Err(gmm_core::GmmError::PointOutOfRange { index: 1 })
+    );
+}
