@@ -6,7 +6,8 @@
 //! an offset of up to 100 scales from the origin; component standard
 //! deviations 0.3..1 scale, anisotropy 1..10, random rotation; means spread
 //! over 1.5 scales (overlapping) or 10 scales (separated); N log-uniform in
-//! 50..1e5 with at least 40 points per component. The start is the truth
+//! 50..1e5 with at least 40 points per component; a quarter of the cases
+//! weight their points (0.1..3). The start is the truth
 //! perturbed (means moved by about half a standard deviation, covariances
 //! scaled by 1..2, weights by 0.7..1.3), rounded to f32 and given to both.
 //!
@@ -19,7 +20,8 @@
 //! relative, as defined in `tests::param_errors` (means near 0 relative
 //! to the component's standard deviation, the covariance term relative to
 //! `sqrt(xx * yy)`); log-likelihood within 1e-5 relative, `|a - b| /
-//! max(|b|, n)` (relative, or 1e-5 nat per point when |ln L| < n: f32
+//! max(|b|, n)` with n the total weight (relative, or 1e-5 nat per point
+//! when |ln L| < n: f32
 //! log-densities carry an absolute rounding error, so a total near 0 can
 //! only be judged per point). Cases where the core re-seeded or floored a
 //! component are not comparable (the reference has no guards) and are
@@ -30,7 +32,7 @@
 //! N > 3000 run only in release builds (`cargo test --release`, which
 //! `cargo xtask ci` runs) to keep the debug test within a minute.
 
-use gmm_core::{FitConfig, Gmm, SymMat2};
+use gmm_core::{FitConfig, Gmm, SymMat2, Weighted};
 use host_harness::reference::{self, Mixture64, RefConfig};
 use tests::{Comp, Rand, comps, param_errors, rel_err, rotated_cov};
 
@@ -46,6 +48,8 @@ struct Case {
     separated: bool,
     n: usize,
     points: Vec<[f64; 2]>,
+    /// Per-point weights (f32 values), for a quarter of the cases.
+    weights: Option<Vec<f64>>,
     init: Mixture64,
 }
 
@@ -148,12 +152,15 @@ fn make_case(seed: u64) -> Case {
             })
             .collect(),
     };
+    // A quarter of the cases weight their points (0.1..3, as f32).
+    let weights = (r.uniform() < 0.25).then(|| (0..n).map(|_| f(r.range(0.1, 3.0))).collect());
     Case {
         k,
         scale,
         separated,
         n,
         points,
+        weights,
         init,
     }
 }
@@ -167,7 +174,7 @@ enum Outcome {
 fn run_case(i: u64, seed: u64) -> Outcome {
     let c = make_case(seed);
     let head = format!(
-        "case {i} (seed {seed}): k {} scale {:.2e} {} N {}",
+        "case {i} (seed {seed}): k {} scale {:.2e} {} N {}{}",
         c.k,
         c.scale,
         if c.separated {
@@ -175,7 +182,8 @@ fn run_case(i: u64, seed: u64) -> Outcome {
         } else {
             "overlapping"
         },
-        c.n
+        c.n,
+        if c.weights.is_some() { " weighted" } else { "" }
     );
     let reg_covar = 1e-6 * c.scale * c.scale;
     let reg_covar32 = reg_covar as f32;
@@ -197,7 +205,19 @@ fn run_case(i: u64, seed: u64) -> Outcome {
         .with_tol(1e-6)
         .with_max_iter(3000)
         .with_reg_covar(reg_covar32);
-    let fit = match start.refine(points.as_slice(), &config, &mut ()) {
+    let w32: Option<Vec<f32>> = c
+        .weights
+        .as_ref()
+        .map(|w| w.iter().map(|&w| w as f32).collect());
+    let fitted = match &w32 {
+        Some(w) => start.refine(
+            &Weighted::new(&points, w).expect("lengths"),
+            &config,
+            &mut (),
+        ),
+        None => start.refine(points.as_slice(), &config, &mut ()),
+    };
+    let fit = match fitted {
         Ok(f) => f,
         Err(e) => return Outcome::Fail(format!("{head}: core failed: {e}")),
     };
@@ -210,7 +230,7 @@ fn run_case(i: u64, seed: u64) -> Outcome {
         max_iter: fit.report.n_iter as usize,
         reg_covar: f64::from(reg_covar32),
     };
-    let r = match reference::fit(&c.points, None, &c.init, &rc) {
+    let r = match reference::fit(&c.points, c.weights.as_deref(), &c.init, &rc) {
         Ok(r) => r,
         Err(e) => return Outcome::NotComparable(format!("{head}: reference: {e}")),
     };
@@ -222,10 +242,11 @@ fn run_case(i: u64, seed: u64) -> Outcome {
         })
         .collect();
     let (ew, em, ec) = param_errors(&comps(&fit.model), &want);
+    let total_weight = c.weights.as_ref().map_or(c.n as f64, |w| w.iter().sum());
     let ell = rel_err(
         f64::from(fit.report.log_likelihood),
         r.log_likelihood,
-        c.n as f64,
+        total_weight,
     );
     let line = format!(
         "{head}: {} iterations{}, errors weights {ew:.1e} means {em:.1e} covariances {ec:.1e} \
