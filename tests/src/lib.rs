@@ -232,6 +232,26 @@ pub fn adjusted_rand_index(a: &[usize], b: &[usize]) -> f64 {
     (sum_ij - expected) / (max - expected)
 }
 
+/// Whether `s` is a symmetric positive definite covariance up to the
+/// rounding of its f32 entries: positive variances, and a determinant,
+/// computed exactly in f64 (products of f32 are exact there), above
+/// `-4 u xx yy` with `u = 2^-24` the unit rounding. Rounding each entry of
+/// a positive definite matrix with a relative determinant below `4 u`
+/// can make the stored matrix indefinite by up to that much, so this is
+/// the strictest test an f32 covariance can be held to without the core
+/// keeping a margin from singularity. Also the core's own Cholesky factor
+/// must exist (sampling and log-densities use it).
+#[must_use]
+pub fn is_spd_within_f32_rounding(s: SymMat2) -> bool {
+    let (xx, xy, yy) = (f64::from(s.xx), f64::from(s.xy), f64::from(s.yy));
+    let u = f64::from(f32::EPSILON) / 2.0;
+    s.is_finite()
+        && xx > 0.0
+        && yy > 0.0
+        && xx * yy - xy * xy > -4.0 * u * xx * yy
+        && s.cholesky().is_some()
+}
+
 /// f64 points rounded to the core's f32.
 #[must_use]
 pub fn to_f32(points: &[[f64; 2]]) -> Vec<Point> {

@@ -229,10 +229,7 @@ fn check_fit(name: &str, fit: &Fit<K>) -> Result<(), String> {
         let ok = w.is_finite()
             && mu[0].is_finite()
             && mu[1].is_finite()
-            && s.is_finite()
-            && s.xx > 0.0
-            && s.yy > 0.0
-            && f64::from(s.xx) * f64::from(s.yy) - f64::from(s.xy).powi(2) > 0.0
+            && tests::is_spd_within_f32_rounding(s)
             && g.precision().is_finite();
         if !ok {
             return Err(format!("{name}: invalid component {g:?} (weight {w})"));
@@ -339,14 +336,12 @@ fn weight_count_mismatch_is_an_error() {
     );
 }
 
-/// KNOWN CORE DEFECT (reported, see `properties.rs`): data with a spread
-/// of ~1e10, inside `MAX_ABS_COORDINATE` = 1e12, fail with
-/// `SingularCovariance` because `xx * yy - xy^2` overflows f32. Found by
-/// the `fit_on_any_finite_input` property (minimal case: the two points
-/// below, k = 1). Un-ignore when gmm-core is fixed.
+/// Regression (found by the `fit_on_any_finite_input` property, fixed in
+/// gmm-core 41c51a7): data with a spread of ~1e10, inside
+/// `MAX_ABS_COORDINATE` = 1e12, failed with `SingularCovariance` because
+/// `xx * yy - xy^2` overflowed f32. Minimal case: the two points below.
 #[test]
-#[ignore = "gmm-core defect: SymMat2 determinant overflows for variances above ~1.8e19"]
-fn known_defect_determinant_overflow() {
+fn large_spreads_do_not_overflow_the_determinant() {
     let points = [[1e12f32, 0.0], [0.0, 1e12]];
     let fit = Gmm::<1>::fit(&points, &FitConfig::new(1)).expect("spread of 1e12 fits");
     assert!(fit.model.components()[0].covariance().xx > 1e23);
