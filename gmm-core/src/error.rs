@@ -90,11 +90,11 @@ impl fmt::Display for GmmError {
             ),
             Self::InvalidWeight { index } => {
                 write!(
-                f,
-                "weight {index} is not 0 or in [{:e}, {:e}]",
-                crate::MIN_POSITIVE_WEIGHT,
-                crate::MAX_WEIGHT
-            )
+                    f,
+                    "weight {index} is not 0 or in [{:e}, {:e}]",
+                    crate::MIN_POSITIVE_WEIGHT,
+                    crate::MAX_WEIGHT
+                )
             }
             Self::WeightCountMismatch { points, weights } => {
                 write!(f, "{points} points but {weights} weights")

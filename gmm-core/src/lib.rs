@@ -22,8 +22,8 @@ mod trace;
 
 pub use config::{FitConfig, InitMethod};
 pub use em::{
-    BLOCK, Fit, FitReport, Guards, MAX_ABS_COORDINATE, MAX_WEIGHT, MIN_POSITIVE_WEIGHT, SufficientStats, Summary,
-    summarise,
+    BLOCK, Fit, FitReport, Guards, MAX_ABS_COORDINATE, MAX_WEIGHT, MIN_POSITIVE_WEIGHT,
+    SufficientStats, Summary, summarise,
 };
 pub use error::GmmError;
 pub use exp::{ExpMode, FAST_EXP_MIN, fast_exp};

@@ -349,3 +349,8 @@ pub fn random_spd(rand: &mut Rand) -> [[f64; 2]; 2] {
 }
 
 pub mod fuzz;
+
+/// The workspace README, so that its firmware example is a doctest.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
