@@ -200,11 +200,11 @@ CASES = [
 ]
 
 
-def fit(x, w0, m0, c0, reg_covar, max_iter):
+def fit(x, w0, m0, c0, reg_covar, max_iter, tol=0.0):
     gm = GaussianMixture(
         n_components=len(w0),
         covariance_type="full",
-        tol=0.0,
+        tol=tol,
         reg_covar=reg_covar,
         max_iter=max_iter,
         n_init=1,
@@ -256,6 +256,17 @@ def main():
                 "covariances": c0.tolist(),
             },
             "results": [fit(x, w0_sk, m0, c0, reg_covar, it)[1] for it in CHECKPOINTS],
+        }
+        # The stopping rule: scikit-learn's default tol = 1e-3, with the
+        # mean log-likelihood of every iteration (lower_bounds_[i] is under
+        # the parameters after i M-steps, i = 0 the start).
+        gm, _ = fit(x, w0_sk, m0, c0, reg_covar, 100, tol=1e-3)
+        fixture["stopping"] = {
+            "tol": 1e-3,
+            "max_iter": 100,
+            "n_iter": int(gm.n_iter_),
+            "converged": bool(gm.converged_),
+            "lower_bounds": [float(v) for v in gm.lower_bounds_],
         }
         # The queries of the last model, its parameters rounded to f32 (so
         # the core can hold exactly the same model), on the first 50 points.
