@@ -496,11 +496,12 @@ pub struct Guards {
 ///   finite): re-seeded at the worst-explained point of the pass (the
 ///   next ones at the data mean) with the data's covariance plus
 ///   `reg_covar`, and the weight of one average point;
-/// - covariance not positive definite after adding `reg_covar`: its
-///   correlation is dropped and its variances floored at
-///   `max(reg_covar, 1e-6 * largest data variance)`; if that is still
-///   singular (`reg_covar = 0` on data with no spread), the fit fails with
-///   [`GmmError::SingularCovariance`].
+/// - covariance not positive definite after adding `reg_covar`: a ridge
+///   scaled to its variances is added instead (at least
+///   `floor = max(reg_covar, 1e-6 * largest data variance)`, keeping the
+///   correlation's sign), or as a last resort its diagonal plus `floor`;
+///   if that is still singular (`reg_covar = 0` on data with no spread),
+///   the fit fails with [`GmmError::SingularCovariance`].
 pub(crate) fn m_step<const K: usize>(
     st: &Stats<K>,
     reg_covar: f32,
@@ -559,15 +560,9 @@ pub(crate) fn m_step<const K: usize>(
         if !(mean[0].is_finite() && mean[1].is_finite()) {
             return Err(GmmError::Diverged);
         }
-        let gaussian = match Gaussian::new(mean, cov.add_diagonal(reg_covar)) {
-            Ok(g) => g,
-            Err(_) => {
-                guards.floored += 1;
-                let var = |v: f32| if v > 0.0 { v + floor } else { floor };
-                Gaussian::new(mean, SymMat2::new(var(cov.xx), 0.0, var(cov.yy)))
-                    .map_err(|_| GmmError::SingularCovariance { component: j })?
-            }
-        };
+        let (gaussian, floored) = crate::gaussian::regularised(mean, cov, reg_covar, floor)
+            .ok_or(GmmError::SingularCovariance { component: j })?;
+        guards.floored += u32::from(floored);
         *g_out = gaussian;
         *nk_out = nk;
         total += nk;

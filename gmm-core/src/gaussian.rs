@@ -39,8 +39,28 @@ impl Gaussian {
         let bad = GmmError::InvalidParameters {
             reason: "covariance is not positive definite",
         };
-        let precision = covariance.try_inverse().ok_or(bad)?;
-        let log_det = covariance.log_determinant().ok_or(bad)?;
+        // Validity as before (f32); the values in f64: products of f32 are
+        // exact there, so the determinant of an ill-conditioned covariance
+        // keeps its digits (in f32, `1 - r^2` loses ~condition-number ulps,
+        // 1e-4 errors after two EM steps at condition 400). A few soft-float
+        // operations per component and iteration; IEEE f64 and libm's `log`
+        // give the same bits on every target.
+        covariance.try_inverse().ok_or(bad)?;
+        covariance.log_determinant().ok_or(bad)?;
+        let (a, b, c) = (
+            f64::from(covariance.xx),
+            f64::from(covariance.xy),
+            f64::from(covariance.yy),
+        );
+        let det = a * c - b * b;
+        if !(det > 0.0) {
+            return Err(bad);
+        }
+        let precision = SymMat2::new((c / det) as f32, (-b / det) as f32, (a / det) as f32);
+        if !precision.is_positive_definite() {
+            return Err(bad);
+        }
+        let log_det = libm::log(det) as f32;
         Ok(Self {
             mean,
             covariance,
@@ -93,6 +113,36 @@ impl Gaussian {
     }
 }
 
+/// A Gaussian from an estimated covariance: `covariance + reg_covar I`
+/// when that is positive definite; otherwise (a component collapsing onto
+/// a line or a point, or f32 unable to hold the correlation) a ridge
+/// scaled to the variances, `max(floor, t * max(xx, yy))` for
+/// `t = 1e-6, 1e-4, 1e-2` in turn, which keeps the correlation's sign and
+/// most of its size; as a last resort the diagonal plus `floor`. The flag
+/// says whether the covariance had to be floored.
+pub(crate) fn regularised(
+    mean: [f32; 2],
+    covariance: SymMat2,
+    reg_covar: f32,
+    floor: f32,
+) -> Option<(Gaussian, bool)> {
+    if let Ok(g) = Gaussian::new(mean, covariance.add_diagonal(reg_covar)) {
+        return Some((g, false));
+    }
+    let var = |v: f32| if v > 0.0 { v } else { 0.0 };
+    let (xx, yy) = (var(covariance.xx), var(covariance.yy));
+    let scale = if xx > yy { xx } else { yy };
+    for t in [1e-6f32, 1e-4, 1e-2] {
+        let d = if t * scale > floor { t * scale } else { floor };
+        if let Ok(g) = Gaussian::new(mean, SymMat2::new(xx + d, covariance.xy, yy + d)) {
+            return Some((g, true));
+        }
+    }
+    Gaussian::new(mean, SymMat2::new(xx + floor, 0.0, yy + floor))
+        .ok()
+        .map(|g| (g, true))
+}
+
 impl Default for Gaussian {
     fn default() -> Self {
         Self::STANDARD
@@ -114,6 +164,26 @@ mod tests {
         let want = -(2.0 * core::f64::consts::PI).ln() - 0.5 * det.ln() - 0.5 * maha;
         let got = g.log_density([0.3, -1.1]);
         assert!((f64::from(got) - want).abs() < 1e-5, "{got} vs {want}");
+    }
+
+    /// A covariance f32 cannot keep positive definite (points exactly on
+    /// y = 2x, variance 100) is floored with a ridge that keeps the
+    /// correlation, not reduced to its diagonal.
+    #[test]
+    fn floor_keeps_the_correlation() {
+        let on_line = SymMat2::new(100.0, 200.0, 400.0);
+        let (g, floored) = regularised([0.0, 0.0], on_line, 1e-6, 1e-6).unwrap();
+        assert!(floored);
+        let r = g.covariance().correlation();
+        assert!(r > 0.99, "correlation {r}");
+        let (g, floored) =
+            regularised([0.0, 0.0], SymMat2::new(1.0, 0.2, 1.0), 1e-6, 1e-6).unwrap();
+        assert!(!floored);
+        assert_eq!(
+            g.covariance(),
+            SymMat2::new(1.0, 0.2, 1.0).add_diagonal(1e-6)
+        );
+        assert!(regularised([0.0, 0.0], SymMat2::ZERO, 0.0, 0.0).is_none());
     }
 
     #[test]

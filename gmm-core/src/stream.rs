@@ -480,16 +480,11 @@ impl<const K: usize> StreamingGmm<K> {
             .enumerate()
         {
             let cov = s.scatter.scale(1.0 / s.mass);
-            *g = match Gaussian::new(s.mean, cov.add_diagonal(self.config.reg_covar)) {
-                Ok(g) => g,
-                Err(_) => {
-                    floored += 1;
-                    let reg = self.config.reg_covar;
-                    let var = |v: f32| if v > 0.0 { v + reg } else { reg };
-                    Gaussian::new(s.mean, SymMat2::new(var(cov.xx), 0.0, var(cov.yy)))
-                        .map_err(|_| GmmError::SingularCovariance { component: j })?
-                }
-            };
+            let reg = self.config.reg_covar;
+            let (gaussian, was_floored) = crate::gaussian::regularised(s.mean, cov, reg, reg)
+                .ok_or(GmmError::SingularCovariance { component: j })?;
+            floored += u32::from(was_floored);
+            *g = gaussian;
             *w = s.mass;
             total += s.mass;
         }

@@ -32,15 +32,11 @@ use tests::{Comp, comps, param_errors, rel_err};
 const TOL: f64 = 1e-4;
 
 /// (fixture, iterations) pairs where the core is known to miss `TOL`,
-/// reported to the lead rather than hidden by a looser tolerance:
-/// `random_data` starts both components from the data covariance, whose
-/// correlation is 0.995 (condition ~400); the core forms its precision and
-/// log-determinant in f32 (`1 - r^2` loses ~400 ulp), so after 2
-/// iterations its covariances are 1.3e-4 off (1.3e-5 after 1, recovering
-/// to 1e-7 from 3 on). Computing precision and log-determinant in f64 in
-/// `Gaussian::new` (exact products of the f32 entries, then rounded)
-/// brings it to 7e-6. Every other (fixture, iteration) must pass.
-const KNOWN_FAILURES: &[(&str, u32)] = &[("random_data", 2)];
+/// reported rather than hidden by a looser tolerance. Empty since the
+/// precision and log-determinant are formed in f64 in `Gaussian::new`
+/// (`random_data` after 2 iterations, correlation 0.995, was 1.3e-4 off
+/// with the f32 `1 - r^2`).
+const KNOWN_FAILURES: &[(&str, u32)] = &[];
 
 #[derive(Deserialize)]
 struct Params {
