@@ -148,7 +148,9 @@ pub fn bench_compare(args: &[String]) -> Result<(), String> {
 fn build_runner(root: &Path, target_dir: &Path, rustflags: &str) -> Result<PathBuf, String> {
     let manifest = root.join("bench").join("Cargo.toml");
     let status = Command::new("cargo")
-        .args(["build", "--release", "--locked", "--manifest-path"])
+        // Not --locked: bench/ resolves host-harness's dependencies in its
+        // own lock file, which must follow that crate's changes.
+        .args(["build", "--release", "--manifest-path"])
         .arg(&manifest)
         .env("CARGO_TARGET_DIR", target_dir)
         .env("RUSTFLAGS", rustflags)
