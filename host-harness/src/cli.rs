@@ -1,7 +1,7 @@
 //! The `gmm` command line: argument parsing and every subcommand but
 //! `demo` (in [`crate::demo`]) and `rtt` (in [`crate::rtt`]).
 
-use crate::data::{self, CliError, Dataset};
+use crate::data::{self, CliError, Dataset, PointTable};
 use crate::engine::{self, CAPACITY, Engine, Outcome, Settings, Start};
 use crate::plot;
 use crate::reference::{self, Mixture64, RefConfig};
@@ -495,11 +495,12 @@ fn check_finite(o: &Outcome) -> Result<(), CliError> {
 
 fn fit(a: &FitArgs, quiet: bool) -> Result<(), CliError> {
     let settings = a.knobs.settings(a.k)?;
-    let data = data::read_points(&a.data, a.knobs.weights_column.as_deref())?;
+    let data = read_for(a.engine, &a.data, a.knobs.weights_column.as_deref())?;
+    let data = &*data;
     // A bar over restarts, shown for several restarts or many points.
-    let show = settings.n_init > 1 || data.points.len() >= 100_000;
+    let show = settings.n_init > 1 || data.n_points() >= 100_000;
     let progress = Progress::new(settings.n_init, "fit", quiet || !show);
-    let outcome = engine::run(a.engine, &data, &settings, &mut |r, i| {
+    let outcome = engine::run(a.engine, data, &settings, &mut |r, i| {
         progress.set(r);
         progress.message(&format!("restart {r} iteration {i}"));
     })?;
@@ -509,11 +510,25 @@ fn fit(a: &FitArgs, quiet: bool) -> Result<(), CliError> {
         data::write_output(Some(p), &trace_csv(&outcome))?;
     }
     let text = if a.json {
-        fit_json(&outcome, data.points.len())? + "\n"
+        fit_json(&outcome, data.n_points())? + "\n"
     } else {
-        fit_table(&outcome, &data, &settings)
+        fit_table(&outcome, data, &settings)
     };
     data::write_output(None, &text)
+}
+
+/// Reads the points for a fit with `engine`: straight into f32 for the
+/// core (8 bytes a point, 4 more a weight, nothing else per point), as f64
+/// for the reference, which holds N x K responsibilities anyway.
+fn read_for(
+    engine: Engine,
+    path: &std::path::Path,
+    weights_column: Option<&str>,
+) -> Result<Box<dyn PointTable>, CliError> {
+    Ok(match engine {
+        Engine::Core => Box::new(data::read_compact(path, weights_column)?),
+        Engine::Reference => Box::new(data::read_points(path, weights_column)?),
+    })
 }
 
 /// The `fit --json` object for an outcome on `n` points.
@@ -578,14 +593,14 @@ pub fn trace_csv(o: &Outcome) -> String {
 
 /// The readable summary of a fit.
 #[must_use]
-pub fn fit_table(o: &Outcome, data: &Dataset, s: &Settings) -> String {
+pub fn fit_table(o: &Outcome, data: &dyn PointTable, s: &Settings) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
         "engine {}; {} points from {} (total weight {})",
         o.engine.name(),
-        data.points.len(),
-        data.path,
+        data.n_points(),
+        data.path(),
         o.total_weight
     );
     let _ = writeln!(
@@ -674,7 +689,7 @@ pub struct SelectJson {
 /// [`CliError::input`] for `k_max` outside 1..=16 or bad settings;
 /// [`CliError::failed`] when no k could be fitted.
 pub fn select_rows(
-    data: &Dataset,
+    data: &dyn PointTable,
     base: &Settings,
     engine: Engine,
     k_max: usize,
@@ -736,8 +751,8 @@ fn select(a: &SelectArgs, quiet: bool) -> Result<(), CliError> {
         ));
     }
     let base = a.knobs.settings(Some(1))?;
-    let data = data::read_points(&a.data, a.knobs.weights_column.as_deref())?;
-    let (sel, _) = select_rows(&data, &base, a.engine, a.k_max, a.criterion, quiet)?;
+    let data = read_for(a.engine, &a.data, a.knobs.weights_column.as_deref())?;
+    let (sel, _) = select_rows(&*data, &base, a.engine, a.k_max, a.criterion, quiet)?;
     let text = if a.json {
         serde_json::to_string(&sel).map_err(|e| CliError::failed(format!("JSON: {e}")))? + "\n"
     } else {

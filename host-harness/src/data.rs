@@ -2,7 +2,9 @@
 //! and mixtures (JSON), with errors that name the file and the line.
 
 use crate::reference::Mixture64;
+use std::borrow::Cow;
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
 
 /// An error of the command line: one line of text and the process exit
@@ -121,41 +123,146 @@ fn parse_number(path: &str, line: u64, column: &str, text: &str) -> Result<f64, 
     Ok(v)
 }
 
-/// Reads points from a CSV file with a header line.
-///
-/// The coordinates are the columns named `x` and `y` (else the first two
-/// columns); a column named `label` (non-negative integers) gives true
-/// labels; `weights_column` names a column of non-negative weights.
-///
-/// # Errors
-/// A [`CliError::input`] naming the file and line for an unreadable or
-/// empty file, a missing header or column, a row with the wrong number of
-/// fields, a field that is not a finite number, a coordinate beyond 1e12
-/// in magnitude, a negative weight, or no data rows.
-pub fn read_points(path: &Path, weights_column: Option<&str>) -> Result<Dataset, CliError> {
-    let name = path.display().to_string();
-    let text = std::fs::read(path).map_err(|e| CliError::input(format!("{name}: {e}")))?;
-    parse_points(&name, &text, weights_column)
+/// What a command needs of a table of points, whichever way it is stored:
+/// [`Dataset`] keeps f64 points, labels and every line number (for the
+/// reference engine and plots); [`CompactDataset`] keeps the f32 points the
+/// core takes and nothing per point beyond them (for core fits on large
+/// files).
+pub trait PointTable {
+    /// The file it came from, for messages.
+    fn path(&self) -> &str;
+    /// Number of points.
+    fn n_points(&self) -> usize;
+    /// The file line of point `index` (1-based, the header is line 1).
+    fn line_of(&self, index: usize) -> u64;
+    /// The points as f32, as the core takes them.
+    fn core_points(&self) -> Cow<'_, [[f32; 2]]>;
+    /// The weights as f32, when there is a weights column.
+    fn core_weights(&self) -> Option<Cow<'_, [f32]>>;
+    /// The points as f64, as the reference takes them.
+    fn wide_points(&self) -> Cow<'_, [[f64; 2]]>;
+    /// The weights as f64, when there is a weights column.
+    fn wide_weights(&self) -> Option<Cow<'_, [f64]>>;
+    /// Number of points with a positive weight.
+    fn n_positive(&self) -> usize;
+    /// Sum of the weights (the number of points when unweighted).
+    fn total_weight(&self) -> f64;
 }
 
-/// [`read_points`] on bytes already read; `name` is used in messages.
-///
-/// # Errors
-/// As [`read_points`].
-pub fn parse_points(
-    name: &str,
-    text: &[u8],
-    weights_column: Option<&str>,
-) -> Result<Dataset, CliError> {
-    if text.iter().all(u8::is_ascii_whitespace) {
-        return Err(CliError::input(format!(
-            "{name}: the file is empty (expected a header line such as `x,y`)"
-        )));
+impl PointTable for Dataset {
+    fn path(&self) -> &str {
+        &self.path
     }
+    fn n_points(&self) -> usize {
+        self.points.len()
+    }
+    fn line_of(&self, index: usize) -> u64 {
+        Dataset::line_of(self, index)
+    }
+    fn core_points(&self) -> Cow<'_, [[f32; 2]]> {
+        Cow::Owned(self.points_f32())
+    }
+    fn core_weights(&self) -> Option<Cow<'_, [f32]>> {
+        self.weights_f32().map(Cow::Owned)
+    }
+    fn wide_points(&self) -> Cow<'_, [[f64; 2]]> {
+        Cow::Borrowed(&self.points)
+    }
+    fn wide_weights(&self) -> Option<Cow<'_, [f64]>> {
+        self.weights.as_deref().map(Cow::Borrowed)
+    }
+    fn n_positive(&self) -> usize {
+        Dataset::n_positive(self)
+    }
+    fn total_weight(&self) -> f64 {
+        Dataset::total_weight(self)
+    }
+}
+
+/// A table of points stored as the core takes them: 8 bytes per point,
+/// plus 4 per weight when there is a weights column, and no line numbers.
+///
+/// A point's file line is its index + 2 (after the header) until the CSV
+/// reader skips a blank line or a quoted field spans lines; only those
+/// shifts are kept, so memory grows with them, not with the points.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompactDataset {
+    /// The file it came from, for messages.
+    pub path: String,
+    /// The points, each coordinate the f64 value read rounded to f32.
+    pub points: Vec<[f32; 2]>,
+    /// Per-point weights, from `--weights-column`, rounded to f32.
+    pub weights: Option<Vec<f32>>,
+    /// `(index, line)`: from point `index` on, point `i` is on line
+    /// `line + (i - index)`, until the next entry.
+    line_shifts: Vec<(usize, u64)>,
+}
+
+impl PointTable for CompactDataset {
+    fn path(&self) -> &str {
+        &self.path
+    }
+    fn n_points(&self) -> usize {
+        self.points.len()
+    }
+    fn line_of(&self, index: usize) -> u64 {
+        let at = self.line_shifts.partition_point(|&(i, _)| i <= index);
+        match at.checked_sub(1).and_then(|a| self.line_shifts.get(a)) {
+            Some(&(i, line)) => line + (index - i) as u64,
+            None => 0,
+        }
+    }
+    fn core_points(&self) -> Cow<'_, [[f32; 2]]> {
+        Cow::Borrowed(&self.points)
+    }
+    fn core_weights(&self) -> Option<Cow<'_, [f32]>> {
+        self.weights.as_deref().map(Cow::Borrowed)
+    }
+    fn wide_points(&self) -> Cow<'_, [[f64; 2]]> {
+        Cow::Owned(self.points.iter().map(|p| p.map(f64::from)).collect())
+    }
+    fn wide_weights(&self) -> Option<Cow<'_, [f64]>> {
+        self.weights
+            .as_ref()
+            .map(|w| Cow::Owned(w.iter().map(|&v| f64::from(v)).collect()))
+    }
+    fn n_positive(&self) -> usize {
+        match &self.weights {
+            Some(w) => w.iter().filter(|&&v| v > 0.0).count(),
+            None => self.points.len(),
+        }
+    }
+    fn total_weight(&self) -> f64 {
+        match &self.weights {
+            Some(w) => w.iter().map(|&v| f64::from(v)).sum(),
+            None => self.points.len() as f64,
+        }
+    }
+}
+
+/// One data row, validated.
+struct Row<'a> {
+    line: u64,
+    point: [f64; 2],
+    weight: Option<f64>,
+    /// The `label` field when the header has a `label` column.
+    label: Option<&'a str>,
+}
+
+/// Reads the CSV table from `input` row by row (through the csv crate's
+/// small buffer, so the file is never held whole), validating each row
+/// and handing it to `on_row`. Returns whether the header has a `label`
+/// column and whether a weights column was asked for.
+fn scan<R: Read>(
+    name: &str,
+    input: R,
+    weights_column: Option<&str>,
+    mut on_row: impl FnMut(Row<'_>),
+) -> Result<(), CliError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .trim(csv::Trim::All)
-        .from_reader(text);
+        .from_reader(input);
     let csv_error = |e: csv::Error| -> CliError {
         let line = e.position().map_or(0, csv::Position::line);
         match e.kind() {
@@ -167,6 +274,7 @@ pub fn parse_points(
             csv::ErrorKind::Utf8 { .. } => {
                 CliError::input(format!("{name}:{line}: the line is not valid UTF-8"))
             }
+            csv::ErrorKind::Io(io) => CliError::input(format!("{name}: {io}")),
             _ => CliError::input(format!("{name}:{line}: {e}")),
         }
     };
@@ -176,6 +284,18 @@ pub fn parse_points(
         .iter()
         .map(|h| h.trim().to_ascii_lowercase())
         .collect();
+    let mut record = csv::StringRecord::new();
+    let mut more = true;
+    if header.iter().all(String::is_empty) {
+        // csv skips blank lines, so a blank header and no record is a
+        // file of nothing but white space.
+        more = reader.read_record(&mut record).map_err(csv_error)?;
+        if !more {
+            return Err(CliError::input(format!(
+                "{name}: the file is empty (expected a header line such as `x,y`)"
+            )));
+        }
+    }
     if header.len() < 2 {
         return Err(CliError::input(format!(
             "{name}:1: the header has {} column(s); at least two (x,y) are needed",
@@ -200,18 +320,17 @@ pub fn parse_points(
         })?),
         None => None,
     };
-    let mut data = Dataset {
-        path: name.to_string(),
-        points: Vec::new(),
-        weights: iw.map(|_| Vec::new()),
-        labels: il.map(|_| Vec::new()),
-        lines: Vec::new(),
-    };
-    for record in reader.records() {
-        let record = record.map_err(csv_error)?;
+    let column = |i: usize| header.get(i).map_or("?", String::as_str);
+    let mut rows = 0usize;
+    // The blank-header case above has already read the first record.
+    let mut fresh = !more;
+    loop {
+        if !fresh && !reader.read_record(&mut record).map_err(csv_error)? {
+            break;
+        }
+        fresh = false;
         let line = record.position().map_or(0, csv::Position::line);
         let field = |i: usize| record.get(i).unwrap_or("");
-        let column = |i: usize| header.get(i).map_or("?", String::as_str);
         let x = parse_number(name, line, column(ix), field(ix))?;
         let y = parse_number(name, line, column(iy), field(iy))?;
         for (v, i) in [(x, ix), (y, iy)] {
@@ -222,20 +341,91 @@ pub fn parse_points(
                 )));
             }
         }
-        if let (Some(i), Some(ws)) = (iw, data.weights.as_mut()) {
-            let w = parse_number(name, line, column(i), field(i))?;
-            if !(0.0..=MAX_ABS).contains(&w) {
-                return Err(CliError::input(format!(
-                    "{name}:{line}: weight `{}` = {w} is not in [0, 1e12]",
-                    column(i)
-                )));
+        let weight = match iw {
+            Some(i) => {
+                let w = parse_number(name, line, column(i), field(i))?;
+                if !(0.0..=MAX_ABS).contains(&w) {
+                    return Err(CliError::input(format!(
+                        "{name}:{line}: weight `{}` = {w} is not in [0, 1e12]",
+                        column(i)
+                    )));
+                }
+                Some(w)
             }
+            None => None,
+        };
+        on_row(Row {
+            line,
+            point: [x, y],
+            weight,
+            label: il.map(field),
+        });
+        rows += 1;
+    }
+    if rows == 0 {
+        return Err(CliError::input(format!(
+            "{name}: no data rows after the header"
+        )));
+    }
+    Ok(())
+}
+
+fn open(path: &Path) -> Result<(String, std::fs::File), CliError> {
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| CliError::input(format!("{name}: {e}")))?;
+    Ok((name, file))
+}
+
+/// Reads points from a CSV file with a header line.
+///
+/// The coordinates are the columns named `x` and `y` (else the first two
+/// columns); a column named `label` (non-negative integers) gives true
+/// labels; `weights_column` names a column of non-negative weights.
+///
+/// # Errors
+/// A [`CliError::input`] naming the file and line for an unreadable or
+/// empty file, a missing header or column, a row with the wrong number of
+/// fields, a field that is not a finite number, a coordinate beyond 1e12
+/// in magnitude, a negative weight, or no data rows.
+pub fn read_points(path: &Path, weights_column: Option<&str>) -> Result<Dataset, CliError> {
+    let (name, file) = open(path)?;
+    points_from(&name, file, weights_column)
+}
+
+/// [`read_points`] on bytes already read; `name` is used in messages.
+///
+/// # Errors
+/// As [`read_points`].
+pub fn parse_points(
+    name: &str,
+    text: &[u8],
+    weights_column: Option<&str>,
+) -> Result<Dataset, CliError> {
+    points_from(name, text, weights_column)
+}
+
+fn points_from<R: Read>(
+    name: &str,
+    input: R,
+    weights_column: Option<&str>,
+) -> Result<Dataset, CliError> {
+    let mut data = Dataset {
+        path: name.to_string(),
+        points: Vec::new(),
+        weights: weights_column.map(|_| Vec::new()),
+        labels: Some(Vec::new()),
+        lines: Vec::new(),
+    };
+    let mut has_labels = false;
+    scan(name, input, weights_column, |row| {
+        if let (Some(w), Some(ws)) = (row.weight, data.weights.as_mut()) {
             ws.push(w);
         }
         // Labels only colour plots: a column of anything but small
         // non-negative integers is not a label column, and is ignored.
-        if let Some(i) = il {
-            match field(i).parse::<usize>() {
+        if let Some(text) = row.label {
+            has_labels = true;
+            match text.parse::<usize>() {
                 Ok(l) if l < 1 << 20 => {
                     if let Some(ls) = data.labels.as_mut() {
                         ls.push(l);
@@ -244,14 +434,63 @@ pub fn parse_points(
                 _ => data.labels = None,
             }
         }
-        data.points.push([x, y]);
-        data.lines.push(line);
+        data.points.push(row.point);
+        data.lines.push(row.line);
+    })?;
+    if !has_labels {
+        data.labels = None;
     }
-    if data.points.is_empty() {
-        return Err(CliError::input(format!(
-            "{name}: no data rows after the header"
-        )));
-    }
+    Ok(data)
+}
+
+/// Reads points like [`read_points`] straight into f32 storage for the
+/// core: the same validation and messages, no f64 copy, no labels, and no
+/// line number per point.
+///
+/// # Errors
+/// As [`read_points`].
+pub fn read_compact(path: &Path, weights_column: Option<&str>) -> Result<CompactDataset, CliError> {
+    let (name, file) = open(path)?;
+    compact_from(&name, file, weights_column)
+}
+
+/// [`read_compact`] on bytes already read; `name` is used in messages.
+///
+/// # Errors
+/// As [`read_points`].
+pub fn parse_compact(
+    name: &str,
+    text: &[u8],
+    weights_column: Option<&str>,
+) -> Result<CompactDataset, CliError> {
+    compact_from(name, text, weights_column)
+}
+
+fn compact_from<R: Read>(
+    name: &str,
+    input: R,
+    weights_column: Option<&str>,
+) -> Result<CompactDataset, CliError> {
+    let mut data = CompactDataset {
+        path: name.to_string(),
+        points: Vec::new(),
+        weights: weights_column.map(|_| Vec::new()),
+        line_shifts: Vec::new(),
+    };
+    scan(name, input, weights_column, |row| {
+        let index = data.points.len();
+        let expected = data
+            .line_shifts
+            .last()
+            .map(|&(i, line)| line + (index - i) as u64);
+        if expected != Some(row.line) {
+            data.line_shifts.push((index, row.line));
+        }
+        if let (Some(w), Some(ws)) = (row.weight, data.weights.as_mut()) {
+            ws.push(w as f32);
+        }
+        data.points.push([row.point[0] as f32, row.point[1] as f32]);
+    })?;
     Ok(data)
 }
 
@@ -358,6 +597,61 @@ mod tests {
         assert!(e.message.starts_with("d.csv:2: weight"), "{}", e.message);
         let e = parse_points("d.csv", b"x,y\n1,2\n", Some("w")).unwrap_err();
         assert!(e.message.contains("no column named `w`"));
+    }
+
+    #[test]
+    fn compact_matches_the_f64_table_and_its_lines() {
+        // A quoted field spans two lines: the lines after it shift.
+        let text = b"x,y,w\n1,2,0.5\n\n\n3.1,4,2\n\"5\n\",6,1\n7,8,0\n";
+        let wide = parse_points("d.csv", text, Some("w")).unwrap();
+        let compact = parse_compact("d.csv", text, Some("w")).unwrap();
+        // The csv crate dates a record after blank lines from the first blank
+        // line (3, not 5); both readers keep its numbering.
+        assert_eq!(wide.lines, vec![2, 3, 6, 8]);
+        assert_eq!(compact.points, wide.points_f32());
+        assert_eq!(compact.weights, wide.weights_f32());
+        for i in 0..wide.points.len() {
+            assert_eq!(PointTable::line_of(&compact, i), wide.line_of(i));
+        }
+        assert_eq!(compact.n_positive(), 3);
+        assert_eq!(PointTable::total_weight(&compact), 3.5);
+        // The start, and after the quoted line break.
+        assert_eq!(compact.line_shifts, vec![(0, 2), (2, 6), (3, 8)]);
+        let plain = parse_compact("d.csv", b"x,y\n1,2\n3,4\n", None).unwrap();
+        assert_eq!(plain.weights, None);
+        assert_eq!(plain.line_shifts, vec![(0, 2)]);
+    }
+
+    #[test]
+    fn compact_errors_are_the_same_as_the_f64_tables() {
+        for text in [
+            "",
+            "  \n",
+            "x,y\n",
+            "x,y\n1,2\n3\n",
+            "x,y\n1,2\n3,abc\n",
+            "x,y\nnan,2\n",
+            "x,y\n1,2e13\n",
+            "1,2\n3,4\n",
+            "x\n1\n",
+            "x,y\n1,2\n\n4,3,\n",
+        ] {
+            let a = parse_points("d.csv", text.as_bytes(), None).unwrap_err();
+            let b = parse_compact("d.csv", text.as_bytes(), None).unwrap_err();
+            assert_eq!(a, b, "{text:?}");
+        }
+        let bad_utf8 = b"x,y\n1,2\n\xff,3\n";
+        let a = parse_points("d.csv", bad_utf8, None).unwrap_err();
+        assert_eq!(a, parse_compact("d.csv", bad_utf8, None).unwrap_err());
+        assert!(
+            a.message
+                .starts_with("d.csv:3: the line is not valid UTF-8"),
+            "{}",
+            a.message
+        );
+        assert!(err("  \n").contains("the file is empty"));
+        let e = parse_compact("d.csv", b"x,y,w\n1,2,1\n1,2,-1\n", Some("w")).unwrap_err();
+        assert!(e.message.starts_with("d.csv:3: weight"), "{}", e.message);
     }
 
     #[test]

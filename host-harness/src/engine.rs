@@ -1,7 +1,7 @@
 //! Running a fit with either engine (the f32 core or the f64 reference)
 //! behind one interface, and moving mixtures between the two.
 
-use crate::data::{CliError, Dataset};
+use crate::data::{CliError, PointTable};
 use crate::reference::{self, Mixture64, RefConfig, RefError};
 use gmm_core::{FitConfig, Gmm, GmmError, InitMethod, SymMat2, Trace, Weighted};
 use std::time::Instant;
@@ -210,8 +210,8 @@ pub fn capacity_error(k: usize) -> CliError {
 
 /// A core error about the data, with the file line when it names a point.
 #[must_use]
-pub fn core_error(e: GmmError, data: &Dataset) -> CliError {
-    let at = |i: usize| format!("{}:{}", data.path, data.line_of(i));
+pub fn core_error(e: GmmError, data: &dyn PointTable) -> CliError {
+    let at = |i: usize| format!("{}:{}", data.path(), data.line_of(i));
     match e {
         GmmError::NonFinitePoint { index }
         | GmmError::PointOutOfRange { index }
@@ -219,7 +219,7 @@ pub fn core_error(e: GmmError, data: &Dataset) -> CliError {
         GmmError::WeightCountMismatch { .. }
         | GmmError::ZeroTotalWeight
         | GmmError::TooFewPoints { .. }
-        | GmmError::Overflow => CliError::input(format!("{}: {e}", data.path)),
+        | GmmError::Overflow => CliError::input(format!("{}: {e}", data.path())),
         GmmError::InvalidK { k, .. } => capacity_error(k),
         GmmError::InvalidConfig { .. } | GmmError::InvalidParameters { .. } => {
             CliError::input(format!("{e}"))
@@ -228,15 +228,15 @@ pub fn core_error(e: GmmError, data: &Dataset) -> CliError {
     }
 }
 
-fn reference_error(e: RefError, data: &Dataset) -> CliError {
-    let at = |i: usize| format!("{}:{}", data.path, data.line_of(i));
+fn reference_error(e: RefError, data: &dyn PointTable) -> CliError {
+    let at = |i: usize| format!("{}:{}", data.path(), data.line_of(i));
     match e {
         RefError::NonFinitePoint { index } | RefError::InvalidWeight { index } => {
             CliError::input(format!("{}: {e}", at(index)))
         }
         RefError::WeightCountMismatch { .. }
         | RefError::ZeroTotalWeight
-        | RefError::TooFewPoints { .. } => CliError::input(format!("{}: {e}", data.path)),
+        | RefError::TooFewPoints { .. } => CliError::input(format!("{}: {e}", data.path())),
         RefError::InvalidConfig(_) | RefError::InvalidParameters(_) => {
             CliError::input(format!("{e}"))
         }
@@ -269,7 +269,7 @@ impl Trace for Recorder<'_> {
 /// # Errors
 /// [`CliError::input`] for `k = 0`, `k` above [`CAPACITY`], or fewer
 /// points with a positive weight than `k`.
-pub fn check_k(k: usize, data: &Dataset) -> Result<(), CliError> {
+pub fn check_k(k: usize, data: &dyn PointTable) -> Result<(), CliError> {
     if k == 0 {
         return Err(CliError::input("k must be at least 1"));
     }
@@ -280,7 +280,7 @@ pub fn check_k(k: usize, data: &Dataset) -> Result<(), CliError> {
     if n < k {
         return Err(CliError::input(format!(
             "{}: {n} points with positive weight is fewer than the {k} components asked for",
-            data.path
+            data.path()
         )));
     }
     Ok(())
@@ -293,7 +293,7 @@ pub fn check_k(k: usize, data: &Dataset) -> Result<(), CliError> {
 /// `Ok(Err(..))` is an initialisation that failed, which the core counts
 /// as a failed restart; the outer error is bad input.
 fn core_start(
-    data: &Dataset,
+    data: &dyn PointTable,
     s: &Settings,
     method: InitMethod,
     restart: usize,
@@ -301,13 +301,13 @@ fn core_start(
     let cfg = s.core_config(s.k)?.with_init(method);
     let restart = u32::try_from(restart)
         .map_err(|_| CliError::input("--n-init is larger than 4294967295"))?;
-    let points = data.points_f32();
-    let start: Result<Model, GmmError> = match data.weights_f32() {
+    let points = data.core_points();
+    let start: Result<Model, GmmError> = match data.core_weights() {
         Some(w) => {
             let wd = Weighted::new(&points, &w).map_err(|e| core_error(e, data))?;
             Model::initialise(&wd, &cfg, restart)
         }
-        None => Model::initialise(points.as_slice(), &cfg, restart),
+        None => Model::initialise(&*points, &cfg, restart),
     };
     match start {
         Ok(g) => Ok(Ok(from_core(&g))),
@@ -339,7 +339,7 @@ fn core_start(
 /// when every restart fails.
 pub fn run(
     engine: Engine,
-    data: &Dataset,
+    data: &dyn PointTable,
     s: &Settings,
     on_progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Outcome, CliError> {
@@ -348,8 +348,9 @@ pub fn run(
     let cfg = s.core_config(k)?;
     match engine {
         Engine::Core => {
-            let points = data.points_f32();
-            let weights = data.weights_f32();
+            // Borrowed from a CompactDataset: no copy of the points.
+            let points = data.core_points();
+            let weights = data.core_weights();
             let mut rec = Recorder {
                 rows: Vec::new(),
                 on_progress,
@@ -367,8 +368,8 @@ pub fn run(
                         None => Model::fit_traced(&wd, &cfg, &mut rec),
                     }
                 }
-                (None, Some(g)) => g.refine(points.as_slice(), &cfg, &mut rec),
-                (None, None) => Model::fit_traced(points.as_slice(), &cfg, &mut rec),
+                (None, Some(g)) => g.refine(&*points, &cfg, &mut rec),
+                (None, None) => Model::fit_traced(&*points, &cfg, &mut rec),
             };
             let fit_seconds = t0.elapsed().as_secs_f64();
             let fit = fit.map_err(|e| core_error(e, data))?;
@@ -399,6 +400,7 @@ pub fn run(
                     .map(|r| core_start(data, s, *method, r))
                     .collect::<Result<_, _>>()?,
             };
+            let (points, weights) = (data.wide_points(), data.wide_weights());
             let t0 = Instant::now();
             let mut best: Option<(usize, reference::RefFit)> = None;
             let mut failed = 0;
@@ -414,7 +416,7 @@ pub fn run(
                         continue;
                     }
                 };
-                match reference::fit(&data.points, data.weights.as_deref(), start, &rc) {
+                match reference::fit(&points, weights.as_deref(), start, &rc) {
                     Ok(f) => {
                         for (i, (ll, w)) in f.trace.iter().zip(&f.weights_trace).enumerate() {
                             trace.push(TraceRow {
