@@ -39,28 +39,40 @@ impl Gaussian {
         let bad = GmmError::InvalidParameters {
             reason: "covariance is not positive definite",
         };
-        // Validity as before (f32); the values in f64: products of f32 are
-        // exact there, so the determinant of an ill-conditioned covariance
-        // keeps its digits (in f32, `1 - r^2` loses ~condition-number ulps,
-        // 1e-4 errors after two EM steps at condition 400). A few soft-float
-        // operations per component and iteration; IEEE f64 and libm's `log`
-        // give the same bits on every target.
-        covariance.try_inverse().ok_or(bad)?;
-        covariance.log_determinant().ok_or(bad)?;
+        // `1 - r^2` (r the correlation) formed in f32 loses about
+        // condition-number ulps: 1e-4 errors after two EM steps at condition
+        // 400. Formed as `det / (xx yy)` in f64 from exact f64 products of
+        // the f32 entries it keeps its digits; the rest stays f32 (one f64
+        // division on a Cortex-M costs far less than an f64 `log`). IEEE
+        // f64 gives the same bits on every target.
+        if !covariance.is_positive_definite() {
+            return Err(bad);
+        }
         let (a, b, c) = (
             f64::from(covariance.xx),
             f64::from(covariance.xy),
             f64::from(covariance.yy),
         );
-        let det = a * c - b * b;
+        let ac = a * c;
+        let det = ac - b * b;
         if !(det > 0.0) {
             return Err(bad);
         }
-        let precision = SymMat2::new((c / det) as f32, (-b / det) as f32, (a / det) as f32);
+        let ratio = (det / ac) as f32;
+        let s = libm::sqrtf(covariance.xx) * libm::sqrtf(covariance.yy);
+        let r = covariance.xy / s;
+        let precision = SymMat2::new(
+            1.0 / (covariance.xx * ratio),
+            -r / (s * ratio),
+            1.0 / (covariance.yy * ratio),
+        );
         if !precision.is_positive_definite() {
             return Err(bad);
         }
-        let log_det = libm::log(det) as f32;
+        let log_det = libm::logf(covariance.xx) + libm::logf(covariance.yy) + libm::logf(ratio);
+        if !log_det.is_finite() {
+            return Err(bad);
+        }
         Ok(Self {
             mean,
             covariance,

@@ -266,9 +266,15 @@ fn compare_core_and_reference_on_the_seed_data() {
     let v = json(&out.stdout);
     assert_eq!(v["ok"], true);
     // Measured: ~2e-7 on these data; 1e-4 is the bound we hold the f32
-    // core to here (f32 epsilon 1.2e-7, tens of iterations).
+    // core to here (f32 epsilon 1.2e-7, tens of iterations). The total
+    // log-likelihood (about -3400, where one f32 ulp is 2.4e-4) is held
+    // relatively: 1e-5, the reference-agreement tolerance.
     for d in v["diffs"].as_array().unwrap() {
-        assert!(f(&d["max_abs"]) < 1e-4, "{d}");
+        if d["what"] == "log_likelihood" {
+            assert!(f(&d["max_rel"]) < 1e-5, "{d}");
+        } else {
+            assert!(f(&d["max_abs"]) < 1e-4, "{d}");
+        }
     }
     // The table form, and failure above a zero tolerance.
     gmm()
