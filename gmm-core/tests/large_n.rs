@@ -30,59 +30,47 @@ impl Points for Stream {
     }
 }
 
-/// The M-step in f64 with the same responsibilities formula (f64 exp).
+/// Responsibilities of `p` under `model`, in f64 (f64 exp and log-sum-exp).
+fn responsibilities(model: &Gmm<3>, p: [f32; 2]) -> [f64; 3] {
+    let (x, y) = (f64::from(p[0]), f64::from(p[1]));
+    let mut q = [0f64; 3];
+    for (j, (c, &w)) in model.components().iter().zip(model.weights()).enumerate() {
+        let (m, pr) = (c.mean(), c.precision());
+        let (dx, dy) = (x - f64::from(m[0]), y - f64::from(m[1]));
+        let maha = f64::from(pr.xx) * dx * dx
+            + 2.0 * f64::from(pr.xy) * dx * dy
+            + f64::from(pr.yy) * dy * dy;
+        q[j] = f64::from(w).ln() + f64::from(c.log_normaliser()) - 0.5 * maha;
+    }
+    let mx = q.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let s: f64 = q.iter().map(|v| (v - mx).exp()).sum();
+    q.map(|v| (v - mx).exp() / s)
+}
+
+/// The M-step in f64 with the same responsibilities formula, two passes
+/// (means, then covariances about them: exact in f64).
 fn m_step_f64(model: &Gmm<3>, data: &Stream) -> (Vec<f64>, Vec<[f64; 2]>, Vec<[f64; 3]>) {
-    let comps: Vec<_> = model.components().to_vec();
-    let w: Vec<f64> = model.weights().iter().map(|&v| f64::from(v)).collect();
     let mut s0 = [0f64; 3];
     let mut s1 = [[0f64; 2]; 3];
     let mut s2 = [[0f64; 3]; 3];
     data.visit(|p, _| {
-        let (x, y) = (f64::from(p[0]), f64::from(p[1]));
-        let mut q = [0f64; 3];
+        let r = responsibilities(model, p);
         for j in 0..3 {
-            let m = comps[j].mean();
-            let pr = comps[j].precision();
-            let (dx, dy) = (x - f64::from(m[0]), y - f64::from(m[1]));
-            let maha = f64::from(pr.xx) * dx * dx
-                + 2.0 * f64::from(pr.xy) * dx * dy
-                + f64::from(pr.yy) * dy * dy;
-            q[j] = w[j].ln() + f64::from(comps[j].log_normaliser()) - 0.5 * maha;
+            s0[j] += r[j];
+            s1[j][0] += r[j] * f64::from(p[0]);
+            s1[j][1] += r[j] * f64::from(p[1]);
         }
-        let mx = q.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let s: f64 = q.iter().map(|v| (v - mx).exp()).sum();
-        for j in 0..3 {
-            let r = (q[j] - mx).exp() / s;
-            s0[j] += r;
-            s1[j][0] += r * x;
-            s1[j][1] += r * y;
-        }
-        let _ = &mut s2;
     });
     let means: Vec<[f64; 2]> = (0..3)
         .map(|j| [s1[j][0] / s0[j], s1[j][1] / s0[j]])
         .collect();
-    // Second pass for the covariances about the new means (two-pass, exact in f64).
     data.visit(|p, _| {
-        let (x, y) = (f64::from(p[0]), f64::from(p[1]));
-        let mut q = [0f64; 3];
+        let r = responsibilities(model, p);
         for j in 0..3 {
-            let m = comps[j].mean();
-            let pr = comps[j].precision();
-            let (dx, dy) = (x - f64::from(m[0]), y - f64::from(m[1]));
-            let maha = f64::from(pr.xx) * dx * dx
-                + 2.0 * f64::from(pr.xy) * dx * dy
-                + f64::from(pr.yy) * dy * dy;
-            q[j] = w[j].ln() + f64::from(comps[j].log_normaliser()) - 0.5 * maha;
-        }
-        let mx = q.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let s: f64 = q.iter().map(|v| (v - mx).exp()).sum();
-        for j in 0..3 {
-            let r = (q[j] - mx).exp() / s;
-            let (dx, dy) = (x - means[j][0], y - means[j][1]);
-            s2[j][0] += r * dx * dx;
-            s2[j][1] += r * dx * dy;
-            s2[j][2] += r * dy * dy;
+            let (dx, dy) = (f64::from(p[0]) - means[j][0], f64::from(p[1]) - means[j][1]);
+            s2[j][0] += r[j] * dx * dx;
+            s2[j][1] += r[j] * dx * dy;
+            s2[j][2] += r[j] * dy * dy;
         }
     });
     let total: f64 = s0.iter().sum();
