@@ -132,6 +132,18 @@ fn bad_inputs_are_errors() {
         Gmm::<3>::fit(&w, &cfg).map(|_| ()),
         Err(GmmError::InvalidWeight { index: 5 })
     );
+    neg[5] = 1e-20;
+    let w = Weighted::new(&good, &neg).unwrap();
+    assert_eq!(
+        Gmm::<3>::fit(&w, &cfg).map(|_| ()),
+        Err(GmmError::InvalidWeight { index: 5 })
+    );
+    neg[5] = 2e12;
+    let w = Weighted::new(&good, &neg).unwrap();
+    assert_eq!(
+        Gmm::<3>::fit(&w, &cfg).map(|_| ()),
+        Err(GmmError::InvalidWeight { index: 5 })
+    );
     neg[5] = f32::NAN;
     let w = Weighted::new(&good, &neg).unwrap();
     assert_eq!(
