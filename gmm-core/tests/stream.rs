@@ -22,6 +22,24 @@ fn start_stream(points: &[Point], schedule: StepSchedule, seed: u64) -> (Streami
     panic!("warm-up never completed");
 }
 
+/// A stream (default decaying steps) that has learnt `n` samples of the
+/// seed mixture drawn with `seed`.
+fn stream_over_seed_data(n: usize, seed: u64) -> StreamingGmm<3> {
+    let (points, _) = seed_data(n, seed);
+    let (mut stream, used) = start_stream(
+        &points,
+        StepSchedule::Decaying {
+            alpha: 0.9,
+            t0: 2.0,
+        },
+        seed,
+    );
+    for &p in &points[used..] {
+        stream.update(p).unwrap();
+    }
+    stream
+}
+
 /// Largest differences after matching components by mean.
 fn distance(a: &Gmm<3>, b: &Gmm<3>) -> (f32, f32, f32) {
     let am: Vec<Point> = a.components().iter().map(|c| c.mean()).collect();
@@ -142,18 +160,7 @@ fn constant_step_follows_drift() {
 #[test]
 fn anomalies_flagged_at_the_chosen_rate() {
     let seed = test_seed(500);
-    let (points, _) = seed_data(20_000, seed);
-    let (mut stream, used) = start_stream(
-        &points,
-        StepSchedule::Decaying {
-            alpha: 0.9,
-            t0: 2.0,
-        },
-        seed,
-    );
-    for &p in &points[used..] {
-        stream.update(p).unwrap();
-    }
+    let stream = stream_over_seed_data(20_000, seed);
     let (fresh, _) = seed_data(20_000, seed + 1);
     let false_alarms =
         fresh.iter().filter(|&&p| stream.is_anomaly(p)).count() as f32 / fresh.len() as f32;
@@ -241,18 +248,7 @@ fn starving_component_is_reseeded() {
 #[test]
 fn anomaly_burst_cannot_mask_itself() {
     let seed = test_seed(700);
-    let (points, _) = seed_data(20_000, seed);
-    let (mut stream, used) = start_stream(
-        &points,
-        StepSchedule::Decaying {
-            alpha: 0.9,
-            t0: 2.0,
-        },
-        seed,
-    );
-    for &p in &points[used..] {
-        stream.update(p).unwrap();
-    }
+    let mut stream = stream_over_seed_data(20_000, seed);
     let mut unfrozen = stream;
     stream.freeze_threshold();
     let before = stream.threshold().unwrap();
