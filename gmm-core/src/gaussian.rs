@@ -45,7 +45,10 @@ impl Gaussian {
         // the f32 entries it keeps its digits; the rest stays f32 (one f64
         // division on a Cortex-M costs far less than an f64 `log`). IEEE
         // f64 gives the same bits on every target.
-        if !covariance.is_positive_definite() {
+        // The f32 Cholesky factor must exist too: sampling uses it, and a
+        // matrix whose factor fails in f32 is singular for every practical
+        // purpose (found by the fuzzer: correlation 1 - 1e-8).
+        if !covariance.is_positive_definite() || covariance.cholesky().is_none() {
             return Err(bad);
         }
         let (a, b, c) = (

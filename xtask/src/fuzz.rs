@@ -4,7 +4,10 @@
 //! copy it to `tests/fixtures/fuzz/` so `cargo test` replays it.
 //!
 //! A longer run: `cargo xtask fuzz --seconds 3600` (the corpus in
-//! `fuzz/corpus/fit` grows across runs).
+//! `fuzz/corpus/fit` grows across runs). `cargo xtask ci` runs a fixed
+//! number of inputs from a fixed seed instead ([`ci`]), so the same
+//! commit gets the same verdict on every machine: exploration is for the
+//! timed runs, and what they find becomes a regression test.
 
 use std::path::Path;
 use std::process::Command;
@@ -23,8 +26,34 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     fuzz(root, seconds)
 }
 
+/// Inputs and seed of the deterministic run in `cargo xtask ci`: about a
+/// minute on this project's 2-core machine.
+const CI_RUNS: u64 = 1_000_000;
+const CI_SEED: u64 = 20_261_126;
+
+/// The run `cargo xtask ci` makes: `CI_RUNS` inputs from seed `CI_SEED`.
+pub fn ci(root: &Path) -> Result<(), String> {
+    fuzz_with(
+        root,
+        &format!("-runs={CI_RUNS}"),
+        &format!("-seed={CI_SEED}"),
+        &format!("{CI_RUNS} inputs"),
+    )
+}
+
 /// Runs the `fit` target for `seconds`.
 pub fn fuzz(root: &Path, seconds: u64) -> Result<(), String> {
+    fuzz_with(
+        root,
+        &format!("-max_total_time={seconds}"),
+        "-seed=0",
+        &format!("{seconds} s"),
+    )
+}
+
+/// Runs the `fit` target with a libFuzzer bound (`-runs=` or
+/// `-max_total_time=`) and seed (`-seed=0` picks one at random).
+fn fuzz_with(root: &Path, bound: &str, seed: &str, what: &str) -> Result<(), String> {
     let dir = root.join("fuzz");
     // Outside the workspace, so `cargo fmt --all` does not see it.
     crate::run_in(&dir, "cargo", &["fmt", "--check"], &[])?;
@@ -34,7 +63,6 @@ pub fn fuzz(root: &Path, seconds: u64) -> Result<(), String> {
     if !succeeds(&dir, &["+nightly", "fuzz", "--version"]) {
         crate::run_in(root, "cargo", &["install", "cargo-fuzz", "--locked"], &[])?;
     }
-    let max_time = format!("-max_total_time={seconds}");
     // -a: debug assertions (integer overflow is a failure too); -s none:
     // gmm-core forbids unsafe code, so AddressSanitizer adds only cost;
     // -timeout: an input that runs for 20 s is a hang.
@@ -47,7 +75,8 @@ pub fn fuzz(root: &Path, seconds: u64) -> Result<(), String> {
         "-s",
         "none",
         "--",
-        &max_time,
+        bound,
+        seed,
         "-timeout=20",
         "-print_final_stats=1",
     ];
@@ -57,7 +86,7 @@ pub fn fuzz(root: &Path, seconds: u64) -> Result<(), String> {
         .status()
         .map_err(|e| format!("could not start cargo: {e}"))?;
     if status.success() {
-        eprintln!("xtask fuzz: {seconds} s without a failure");
+        eprintln!("xtask fuzz: {what} without a failure");
         Ok(())
     } else {
         Err(format!(

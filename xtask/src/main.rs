@@ -143,8 +143,8 @@ fn ci() -> Result<(), String> {
         "--test",
         "reference_agreement",
     ])?;
-    // A bounded fuzz run (about a minute plus the first build).
-    fuzz::fuzz(&root, 60)?;
+    // A bounded, seeded fuzz run (about a minute plus the first build).
+    fuzz::ci(&root)?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }
