@@ -346,8 +346,11 @@ fn e_block<E: Exp, const K: usize>(sc: &Scorer<K>, b: &Block, st: &mut Stats<K>)
             let dx = b.x[i] - c.mx;
             let dy = b.y[i] - c.my;
             let q = c.c0 - (dx * (c.ha * dx + c.b * dy) + c.hc * dy * dy);
-            // NaN (inf - inf in a huge quadratic form) and -inf go to the floor.
+            // NaN (inf - inf in a huge quadratic form) and -inf go to the
+            // floor; a form made negative by rounding in a nearly singular
+            // precision (up to -inf) is 0, so q never exceeds c0.
             let q = if q > LOG_FLOOR { q } else { LOG_FLOOR };
+            let q = if q < c.c0 { q } else { c.c0 };
             ej[i] = q;
             max[i] = if q > max[i] { q } else { max[i] };
         }

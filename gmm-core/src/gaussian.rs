@@ -116,8 +116,20 @@ impl Gaussian {
     #[inline]
     #[must_use]
     pub fn mahalanobis_sq(&self, p: [f32; 2]) -> f32 {
-        self.precision
-            .quadratic_form([p[0] - self.mean[0], p[1] - self.mean[1]])
+        let m = self
+            .precision
+            .quadratic_form([p[0] - self.mean[0], p[1] - self.mean[1]]);
+        // Never negative, never NaN: rounding in a nearly singular
+        // precision can make the form negative (even -inf, which made a
+        // density +inf and log-sum-exp NaN: a fuzz find), and inf - inf
+        // makes it NaN for a point far out.
+        if m >= 0.0 {
+            m
+        } else if m < 0.0 {
+            0.0
+        } else {
+            f32::INFINITY
+        }
     }
 
     /// The natural log of the density at `p`.
