@@ -192,6 +192,18 @@ pub struct Summary {
     pub covariance: SymMat2,
 }
 
+/// A point the fit accepts: finite, each coordinate at most
+/// [`MAX_ABS_COORDINATE`] in magnitude; `index` names it in the error.
+pub(crate) fn check_point(p: Point, index: usize) -> Result<(), GmmError> {
+    if !(p[0].is_finite() && p[1].is_finite()) {
+        return Err(GmmError::NonFinitePoint { index });
+    }
+    if !(libm::fabsf(p[0]) <= MAX_ABS_COORDINATE && libm::fabsf(p[1]) <= MAX_ABS_COORDINATE) {
+        return Err(GmmError::PointOutOfRange { index });
+    }
+    Ok(())
+}
+
 /// Validates every point and weight and computes the data's weighted mean
 /// and covariance: the checks [`Gmm::fit`] makes before anything else.
 ///
@@ -207,12 +219,8 @@ pub fn summarise<P: Points + ?Sized>(data: &P) -> Result<Summary, GmmError> {
     let mut m = Moments::ZERO;
     data.visit(|p, w| {
         if error.is_none() {
-            if !(p[0].is_finite() && p[1].is_finite()) {
-                error = Some(GmmError::NonFinitePoint { index });
-            } else if !(libm::fabsf(p[0]) <= MAX_ABS_COORDINATE
-                && libm::fabsf(p[1]) <= MAX_ABS_COORDINATE)
-            {
-                error = Some(GmmError::PointOutOfRange { index });
+            if let Err(e) = check_point(p, index) {
+                error = Some(e);
             } else if !(w == 0.0 || (MIN_POSITIVE_WEIGHT..=MAX_WEIGHT).contains(&w)) {
                 error = Some(GmmError::InvalidWeight { index });
             } else if w > 0.0 {
@@ -771,14 +779,13 @@ fn run_em<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
     })
 }
 
-/// Validates, then runs every restart and keeps the best.
-pub(crate) fn fit<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
+/// The checks every fit makes before EM: `k` against the capacity, the
+/// configuration, every point and weight, and enough points for `k`.
+pub(crate) fn validate<const K: usize, P: Points + ?Sized>(
     data: &P,
     config: &FitConfig,
-    warm: Option<&Gmm<K>>,
-    trace: &mut T,
-) -> Result<Fit<K>, GmmError> {
-    let k = warm.map_or(config.k, Gmm::k);
+    k: usize,
+) -> Result<Summary, GmmError> {
     if k == 0 || k > K {
         return Err(GmmError::InvalidK { k, capacity: K });
     }
@@ -790,6 +797,18 @@ pub(crate) fn fit<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
             components: k,
         });
     }
+    Ok(summary)
+}
+
+/// Validates, then runs every restart and keeps the best.
+pub(crate) fn fit<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
+    data: &P,
+    config: &FitConfig,
+    warm: Option<&Gmm<K>>,
+    trace: &mut T,
+) -> Result<Fit<K>, GmmError> {
+    let k = warm.map_or(config.k, Gmm::k);
+    let summary = validate::<K, P>(data, config, k)?;
     let config = FitConfig { k, ..*config };
     let runs = if warm.is_some() { 1 } else { config.n_init };
     let mut streams = Xoshiro128PlusPlus::seed_from_u64(config.seed);

@@ -185,18 +185,7 @@ impl<const K: usize> crate::Gmm<K> {
         restart: u32,
     ) -> Result<Self, GmmError> {
         use rand_core::SeedableRng;
-        let k = config.k;
-        if k == 0 || k > K {
-            return Err(GmmError::InvalidK { k, capacity: K });
-        }
-        config.validate()?;
-        let summary = crate::em::summarise(data)?;
-        if summary.n_positive < k {
-            return Err(GmmError::TooFewPoints {
-                points: summary.n_positive,
-                components: k,
-            });
-        }
+        let summary = crate::em::validate::<K, P>(data, config, config.k)?;
         let mut rng = rand_xoshiro::Xoshiro128PlusPlus::seed_from_u64(config.seed);
         for _ in 0..restart {
             rng.jump();

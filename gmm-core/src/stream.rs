@@ -422,15 +422,7 @@ impl<const K: usize> StreamingGmm<K> {
     }
 
     fn check_at(&self, x: Point, index: u64) -> Result<(), GmmError> {
-        let index = index as usize;
-        if !(x[0].is_finite() && x[1].is_finite()) {
-            return Err(GmmError::NonFinitePoint { index });
-        }
-        let max = crate::MAX_ABS_COORDINATE;
-        if !(libm::fabsf(x[0]) <= max && libm::fabsf(x[1]) <= max) {
-            return Err(GmmError::PointOutOfRange { index });
-        }
-        Ok(())
+        crate::em::check_point(x, index as usize)
     }
 
     /// Re-seeds starving components, recomputes the mixture and keeps it
@@ -587,13 +579,7 @@ impl<const K: usize, const M: usize> Warmup<K, M> {
     pub fn push(&mut self, x: Point) -> Result<Option<StreamingGmm<K>>, GmmError> {
         let index = self.offered;
         self.offered += 1;
-        if !(x[0].is_finite() && x[1].is_finite()) {
-            return Err(GmmError::NonFinitePoint { index });
-        }
-        let max = crate::MAX_ABS_COORDINATE;
-        if !(libm::fabsf(x[0]) <= max && libm::fabsf(x[1]) <= max) {
-            return Err(GmmError::PointOutOfRange { index });
-        }
+        crate::em::check_point(x, index)?;
         if self.buffer.push(x).is_err() || self.buffer.len() == M {
             let fit = Gmm::<K>::fit(&self.buffer, &self.fit)?;
             let mut stream = StreamingGmm::from_model(&fit.model, &self.stream)?;
