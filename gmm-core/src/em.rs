@@ -15,7 +15,7 @@
 //! - Every operation is plain f32 or libm, in a fixed order, with no fused
 //!   multiply-add: the same bits on x86_64 and on a Cortex-M.
 
-use crate::mixture::{LOG_FLOOR, Scorer};
+use crate::mixture::LOG_FLOOR;
 use crate::{ExpMode, FitConfig, Gaussian, Gmm, GmmError, Point, Points, SymMat2, Trace};
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro128PlusPlus;
@@ -298,16 +298,25 @@ fn tree_min(v: &[f32; BLOCK]) -> f32 {
     min(min(q[0], q[2]), min(q[1], q[3]))
 }
 
-/// The exponential (and the logarithm of the log-sum-exp, an argument in
-/// `[1, K]`) as a type, so each mode gets its own inlined E-step.
+/// The power of two (and the logarithm of the log-sum-exp) as a type, so
+/// each mode gets its own inlined E-step.
 trait Exp {
-    fn exp(x: f32) -> f32;
+    /// The unit of the E-step's log terms per nat: `log2(e)` for a base-2
+    /// mode, 1 for a natural one.
+    const PER_NAT: f32;
+    /// `base^x` for `x <= 0` (and NaN, which may give anything in
+    /// `[0, 1]` or NaN).
+    fn pow(x: f32) -> f32;
+    /// `ln x` for `x` in `[1, K]`.
     fn ln(x: f32) -> f32;
 }
 struct LibmExp;
+/// Natural units: libm's `exp2f` computes in f64, which is soft-float on
+/// a Cortex-M4F.
 impl Exp for LibmExp {
+    const PER_NAT: f32 = 1.0;
     #[inline(always)]
-    fn exp(x: f32) -> f32 {
+    fn pow(x: f32) -> f32 {
         libm::expf(x)
     }
     #[inline(always)]
@@ -319,9 +328,10 @@ impl Exp for LibmExp {
 /// vectorises.
 struct FastExp;
 impl Exp for FastExp {
+    const PER_NAT: f32 = core::f32::consts::LOG2_E;
     #[inline(always)]
-    fn exp(x: f32) -> f32 {
-        crate::exp::fast_exp_nonpositive(x)
+    fn pow(x: f32) -> f32 {
+        crate::exp::fast_exp2_nonpositive(x)
     }
     #[inline(always)]
     fn ln(x: f32) -> f32 {
@@ -332,8 +342,9 @@ impl Exp for FastExp {
 struct MicroExp;
 #[cfg(feature = "micromath")]
 impl Exp for MicroExp {
+    const PER_NAT: f32 = 1.0;
     #[inline(always)]
-    fn exp(x: f32) -> f32 {
+    fn pow(x: f32) -> f32 {
         ExpMode::Micromath.exp(x)
     }
     #[inline(always)]
@@ -342,36 +353,156 @@ impl Exp for MicroExp {
     }
 }
 
-/// The E-step of one block: log-sum-exp per point, responsibilities, and
-/// their centred moments added to `st`.
+/// One component of a mixture unpacked for the E-step, in the unit of
+/// its [`Exp`] (`u` = [`Exp::PER_NAT`] units per nat):
+/// `t(x) = c2 - (u^2 + v^2)` with `u = a dx`, `v = e dx + c dy` (the
+/// precision's Cholesky factor, scaled so that `u^2 + v^2` is `u / 2`
+/// times the Mahalanobis form) and `c2 = u (ln w + ln-normaliser - shift)`,
+/// so that `ln(w N(x)) = shift + t(x) / u`. A sum of squares is never
+/// negative, so `t <= c2 <= 0` (or NaN, from `inf - inf` in `v`).
+#[derive(Clone, Copy, Debug)]
+struct Terms {
+    mx: f32,
+    my: f32,
+    a: f32,
+    e: f32,
+    c: f32,
+    c2: f32,
+}
+
+impl Terms {
+    #[inline(always)]
+    fn log2_joint(&self, x: f32, y: f32) -> f32 {
+        let dx = x - self.mx;
+        let dy = y - self.my;
+        let u = self.a * dx;
+        let v = self.e * dx + self.c * dy;
+        self.c2 - (u * u + v * v)
+    }
+}
+
+/// A mixture unpacked for the E-step.
+#[derive(Clone, Copy, Debug)]
+struct EScorer<const K: usize> {
+    k: usize,
+    /// The largest `ln w + ln-normaliser` of the components.
+    shift: f32,
+    comps: [Terms; K],
+}
+
+impl<const K: usize> EScorer<K> {
+    fn new<E: Exp>(model: &Gmm<K>) -> Self {
+        let scale = libm::sqrtf(0.5 * E::PER_NAT);
+        let constant = |g: &Gaussian, w: f32| {
+            let c0 = libm::logf(w) + g.log_normaliser();
+            if c0 > LOG_FLOOR { c0 } else { LOG_FLOOR }
+        };
+        let mut shift = LOG_FLOOR;
+        for (g, &w) in model.components().iter().zip(model.weights()) {
+            let c0 = constant(g, w);
+            shift = if c0 > shift { c0 } else { shift };
+        }
+        let mut comps = [Terms {
+            mx: 0.0,
+            my: 0.0,
+            a: 0.0,
+            e: 0.0,
+            c: 0.0,
+            c2: LOG_FLOOR,
+        }; K];
+        for (t, (g, &w)) in comps
+            .iter_mut()
+            .zip(model.components().iter().zip(model.weights()))
+        {
+            let c0 = constant(g, w);
+            let [mx, my] = g.mean();
+            let (cov, prec) = (g.covariance(), g.precision());
+            // P = L^T L with L = [[1 / sigma_x, 0], [P_xy / sqrt(P_yy), sqrt(P_yy)]]
+            // (P_xx - P_xy^2 / P_yy = 1 / cov_xx, formed without cancellation).
+            let root = libm::sqrtf(prec.yy);
+            *t = Terms {
+                mx,
+                my,
+                a: scale / libm::sqrtf(cov.xx),
+                e: scale * (prec.xy / root),
+                c: scale * root,
+                c2: (c0 - shift) * E::PER_NAT,
+            };
+        }
+        Self {
+            k: model.k(),
+            shift,
+            comps,
+        }
+    }
+
+    /// The careful path for point `i` of a block whose terms were all
+    /// `-inf` or one of them NaN: non-finite terms floored. Writes the
+    /// point's terms to `e[..][i]`; returns their sum and `ln p(x)`.
+    #[cold]
+    #[inline(never)]
+    fn far_point<E: Exp>(&self, x: f32, y: f32, e: &mut [[f32; BLOCK]; K], i: usize) -> (f32, f32) {
+        let floored = |c: &Terms| {
+            let t = c.log2_joint(x, y);
+            if t > LOG_FLOOR { t } else { LOG_FLOOR }
+        };
+        let mut max = LOG_FLOOR;
+        for c in self.comps.iter().take(self.k) {
+            let t = floored(c);
+            max = if t > max { t } else { max };
+        }
+        let mut s = 0.0f32;
+        for (c, ej) in self.comps.iter().zip(e.iter_mut()).take(self.k) {
+            let v = E::pow(floored(c) - max);
+            if let Some(slot) = ej.get_mut(i) {
+                *slot = v;
+            }
+            s += v;
+        }
+        // s >= 1: the largest term is 2^0.
+        (s, self.shift + max * (1.0 / E::PER_NAT) + E::ln(s))
+    }
+}
+
+/// The E-step of one block: log-sum-exp per point (in base 2, shifted by
+/// each point's largest term), responsibilities, and their centred
+/// moments added to `st`.
 #[inline(always)]
-fn e_block<E: Exp, const K: usize>(sc: &Scorer<K>, b: &Block, st: &mut Stats<K>) {
+fn e_block<E: Exp, const K: usize>(sc: &EScorer<K>, b: &Block, st: &mut Stats<K>) {
     let k = sc.k;
     let mut e = [[0.0f32; BLOCK]; K];
     let mut max = [LOG_FLOOR; BLOCK];
     for (ej, c) in e.iter_mut().zip(&sc.comps).take(k) {
         for i in 0..BLOCK {
-            let dx = b.x[i] - c.mx;
-            let dy = b.y[i] - c.my;
-            let q = c.c0 - (dx * (c.ha * dx + c.b * dy) + c.hc * dy * dy);
-            // NaN (inf - inf in a huge quadratic form) and -inf go to the
-            // floor; a form made negative by rounding in a nearly singular
-            // precision (up to -inf) is 0, so q never exceeds c0.
-            let q = if q > LOG_FLOOR { q } else { LOG_FLOOR };
-            let q = if q < c.c0 { q } else { c.c0 };
-            ej[i] = q;
-            max[i] = if q > max[i] { q } else { max[i] };
+            let t = c.log2_joint(b.x[i], b.y[i]);
+            ej[i] = t;
+            // NaN never wins.
+            max[i] = if t > max[i] { t } else { max[i] };
         }
     }
     let mut s = [0.0f32; BLOCK];
     for ej in e.iter_mut().take(k) {
         for i in 0..BLOCK {
-            let v = E::exp(ej[i] - max[i]);
+            let v = E::pow(ej[i] - max[i]);
             ej[i] = v;
             s[i] += v;
         }
     }
-    // s >= 1: the maximal term contributes exp(0).
+    // The largest term is 2^0, so s >= 1, unless no term was finite (or
+    // above the floor) or one was NaN: those points are redone carefully.
+    let mut lp = [0.0f32; BLOCK];
+    let mut odd = false;
+    for i in 0..BLOCK {
+        lp[i] = sc.shift + max[i] * (1.0 / E::PER_NAT) + E::ln(s[i]);
+        odd |= !(s[i] >= 1.0);
+    }
+    if odd {
+        for i in 0..BLOCK {
+            if !(s[i] >= 1.0) {
+                (s[i], lp[i]) = sc.far_point::<E>(b.x[i], b.y[i], &mut e, i);
+            }
+        }
+    }
     let mut wl = [0.0f32; BLOCK];
     let mut inv = [0.0f32; BLOCK];
     // ln p(x) of the points with a positive weight, +inf for the others
@@ -380,11 +511,10 @@ fn e_block<E: Exp, const K: usize>(sc: &Scorer<K>, b: &Block, st: &mut Stats<K>)
     // u32, not usize: a 64-bit counter halves the vector width of the loop.
     let mut positive = 0u32;
     for i in 0..BLOCK {
-        let lp = max[i] + E::ln(s[i]);
-        wl[i] = b.w[i] * lp;
+        wl[i] = b.w[i] * lp[i];
         inv[i] = b.w[i] / s[i];
         let counted = b.w[i] > 0.0;
-        low[i] = if counted { lp } else { f32::INFINITY };
+        low[i] = if counted { lp[i] } else { f32::INFINITY };
         positive += u32::from(counted);
     }
     st.log_likelihood.add(tree_sum(&wl));
@@ -431,7 +561,7 @@ fn e_block<E: Exp, const K: usize>(sc: &Scorer<K>, b: &Block, st: &mut Stats<K>)
 }
 
 fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) -> Stats<K> {
-    let sc = model.scorer();
+    let sc = EScorer::new::<E>(model);
     let mut centres = [[0.0f32; 2]; K];
     for (c, s) in centres.iter_mut().zip(&sc.comps) {
         *c = [s.mx, s.my];

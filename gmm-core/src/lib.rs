@@ -26,7 +26,7 @@ pub use em::{
     SufficientStats, Summary, summarise,
 };
 pub use error::GmmError;
-pub use exp::{ExpMode, FAST_EXP_MIN, fast_exp};
+pub use exp::{ExpMode, FAST_EXP_MIN, FAST_EXP2_MIN, fast_exp, fast_exp2};
 pub use gaussian::Gaussian;
 pub use mat2::{Chol2, SymMat2};
 pub use mixture::{Gmm, aic, bic};

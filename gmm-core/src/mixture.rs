@@ -270,35 +270,6 @@ impl<const K: usize> Gmm<K> {
         let (ll, _) = self.log_likelihood(data)?;
         Ok(aic(ll, self.k))
     }
-
-    /// The constants the E-step needs, component by component.
-    pub(crate) fn scorer(&self) -> Scorer<K> {
-        let mut comps = [ComponentTerms {
-            mx: 0.0,
-            my: 0.0,
-            ha: 0.0,
-            b: 0.0,
-            hc: 0.0,
-            c0: LOG_FLOOR,
-        }; K];
-        for (t, (g, &w)) in comps
-            .iter_mut()
-            .zip(self.components().iter().zip(self.weights()))
-        {
-            let [mx, my] = g.mean();
-            let prec = g.precision();
-            let c0 = libm::logf(w) + g.log_normaliser();
-            *t = ComponentTerms {
-                mx,
-                my,
-                ha: 0.5 * prec.xx,
-                b: prec.xy,
-                hc: 0.5 * prec.yy,
-                c0: if c0 > LOG_FLOOR { c0 } else { LOG_FLOOR },
-            };
-        }
-        Scorer { k: self.k, comps }
-    }
 }
 
 /// `-2 ln L + (6k - 1) ln n`.
@@ -311,26 +282,6 @@ pub fn bic(log_likelihood: f32, n: f32, k: usize) -> f32 {
 #[must_use]
 pub fn aic(log_likelihood: f32, k: usize) -> f32 {
     -2.0 * log_likelihood + 2.0 * (6 * k - 1) as f32
-}
-
-/// One component's terms of
-/// `q(x) = c0 - (ha dx^2 + b dx dy + hc dy^2)`, with `c0 = ln w + ln-normaliser`,
-/// `ha = P_xx / 2`, `b = P_xy`, `hc = P_yy / 2` (P the precision).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ComponentTerms {
-    pub mx: f32,
-    pub my: f32,
-    pub ha: f32,
-    pub b: f32,
-    pub hc: f32,
-    pub c0: f32,
-}
-
-/// A mixture unpacked for the E-step.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Scorer<const K: usize> {
-    pub k: usize,
-    pub comps: [ComponentTerms; K],
 }
 
 #[cfg(test)]
