@@ -304,17 +304,23 @@ trait Exp {
     /// The unit of the E-step's log terms per nat: `log2(e)` for a base-2
     /// mode, 1 for a natural one.
     const PER_NAT: f32;
-    /// `base^x` for `x <= 0` (and NaN, which may give anything in
-    /// `[0, 1]` or NaN).
+    /// Terms `t - m` below this (`2^-32` relative to the largest term)
+    /// are taken as exactly 0.
+    const SKIP: f32;
+    /// `base^x` for `SKIP <= x <= 0`.
     fn pow(x: f32) -> f32;
     /// `ln x` for `x` in `[1, K]`.
     fn ln(x: f32) -> f32;
 }
+/// `-32 ln 2`: [`Exp::SKIP`] in nats.
+const SKIP_NATS: f32 = -22.180_71;
+
 struct LibmExp;
 /// Natural units: libm's `exp2f` computes in f64, which is soft-float on
 /// a Cortex-M4F.
 impl Exp for LibmExp {
     const PER_NAT: f32 = 1.0;
+    const SKIP: f32 = SKIP_NATS;
     #[inline(always)]
     fn pow(x: f32) -> f32 {
         libm::expf(x)
@@ -329,6 +335,7 @@ impl Exp for LibmExp {
 struct FastExp;
 impl Exp for FastExp {
     const PER_NAT: f32 = core::f32::consts::LOG2_E;
+    const SKIP: f32 = -32.0;
     #[inline(always)]
     fn pow(x: f32) -> f32 {
         crate::exp::fast_exp2_nonpositive(x)
@@ -343,6 +350,7 @@ struct MicroExp;
 #[cfg(feature = "micromath")]
 impl Exp for MicroExp {
     const PER_NAT: f32 = 1.0;
+    const SKIP: f32 = SKIP_NATS;
     #[inline(always)]
     fn pow(x: f32) -> f32 {
         ExpMode::Micromath.exp(x)
@@ -453,7 +461,8 @@ impl<const K: usize> EScorer<K> {
         }
         let mut s = 0.0f32;
         for (c, ej) in self.comps.iter().zip(e.iter_mut()).take(self.k) {
-            let v = E::pow(floored(c) - max);
+            let d = floored(c) - max;
+            let v = if d >= E::SKIP { E::pow(d) } else { 0.0 };
             if let Some(slot) = ej.get_mut(i) {
                 *slot = v;
             }
@@ -468,9 +477,13 @@ impl<const K: usize> EScorer<K> {
 /// each point's largest term), responsibilities, and their centred
 /// moments added to `st`.
 #[inline(always)]
-fn e_block<E: Exp, const K: usize>(sc: &EScorer<K>, b: &Block, st: &mut Stats<K>) {
+fn e_block<E: Exp, const K: usize>(
+    sc: &EScorer<K>,
+    b: &Block,
+    st: &mut Stats<K>,
+    e: &mut [[f32; BLOCK]; K],
+) {
     let k = sc.k;
-    let mut e = [[0.0f32; BLOCK]; K];
     let mut max = [LOG_FLOOR; BLOCK];
     for (ej, c) in e.iter_mut().zip(&sc.comps).take(k) {
         for i in 0..BLOCK {
@@ -483,7 +496,11 @@ fn e_block<E: Exp, const K: usize>(sc: &EScorer<K>, b: &Block, st: &mut Stats<K>
     let mut s = [0.0f32; BLOCK];
     for ej in e.iter_mut().take(k) {
         for i in 0..BLOCK {
-            let v = E::pow(ej[i] - max[i]);
+            // A term below 2^-32 of the largest (or NaN) is exactly 0: it
+            // could not move s by more than its rounding. A vector target
+            // computes every power and selects; a scalar one skips it.
+            let d = ej[i] - max[i];
+            let v = if d >= E::SKIP { E::pow(d) } else { 0.0 };
             ej[i] = v;
             s[i] += v;
         }
@@ -499,7 +516,7 @@ fn e_block<E: Exp, const K: usize>(sc: &EScorer<K>, b: &Block, st: &mut Stats<K>
     if odd {
         for i in 0..BLOCK {
             if !(s[i] >= 1.0) {
-                (s[i], lp[i]) = sc.far_point::<E>(b.x[i], b.y[i], &mut e, i);
+                (s[i], lp[i]) = sc.far_point::<E>(b.x[i], b.y[i], e, i);
             }
         }
     }
@@ -531,33 +548,58 @@ fn e_block<E: Exp, const K: usize>(sc: &EScorer<K>, b: &Block, st: &mut Stats<K>
         }
     }
     for ((ej, c), m) in e.iter().zip(&sc.comps).zip(st.moments.iter_mut()).take(k) {
-        // The first level of `tree_sum` (point i plus point i + BLOCK / 2)
-        // fused into the loop that makes the moments
-        // [r, r dx, r dy, r dx dx, r dx dy, r dy dy], so no BLOCK-long
-        // array per moment is built and re-read. (A loop over BLOCK / 4
-        // lanes doing two levels is fully unrolled and vectorised worse.)
-        let mut h = [[0.0f32; BLOCK / 2]; 6];
-        for i in 0..BLOCK / 2 {
-            let j = i + BLOCK / 2;
-            let (dx0, dy0) = (b.x[i] - c.mx, b.y[i] - c.my);
-            let (dx1, dy1) = (b.x[j] - c.mx, b.y[j] - c.my);
-            let (r0, r1) = (ej[i] * inv[i], ej[j] * inv[j]);
-            let (rx0, rx1) = (r0 * dx0, r1 * dx1);
-            let (ry0, ry1) = (r0 * dy0, r1 * dy1);
-            h[0][i] = r0 + r1;
-            h[1][i] = rx0 + rx1;
-            h[2][i] = ry0 + ry1;
-            h[3][i] = rx0 * dx0 + rx1 * dx1;
-            h[4][i] = rx0 * dy0 + rx1 * dy1;
-            h[5][i] = ry0 * dy0 + ry1 * dy1;
-        }
-        m.n.add(tree_sum_halves(&h[0]));
-        m.sx.add(tree_sum_halves(&h[1]));
-        m.sy.add(tree_sum_halves(&h[2]));
-        m.sxx.add(tree_sum_halves(&h[3]));
-        m.sxy.add(tree_sum_halves(&h[4]));
-        m.syy.add(tree_sum_halves(&h[5]));
+        let s = block_moments(ej, c, b, &inv);
+        m.n.add(s[0]);
+        m.sx.add(s[1]);
+        m.sy.add(s[2]);
+        m.sxx.add(s[3]);
+        m.sxy.add(s[4]);
+        m.syy.add(s[5]);
     }
+}
+
+/// One component's moments `[r, r dx, r dy, r dx dx, r dx dy, r dy dy]`
+/// of a block (`r = e * inv`), each summed over the block by
+/// [`tree_sum`]'s fixed tree.
+#[inline(always)]
+fn block_moments(e: &[f32; BLOCK], c: &Terms, b: &Block, inv: &[f32; BLOCK]) -> [f32; 6] {
+    // The first level of `tree_sum` (point i plus point i + BLOCK / 2)
+    // fused into the loop that makes the moments, so no BLOCK-long
+    // array per moment is built and re-read. (A loop over BLOCK / 4
+    // lanes doing two levels is fully unrolled and vectorised worse.)
+    let mut h = [[0.0f32; BLOCK / 2]; 6];
+    for i in 0..BLOCK / 2 {
+        let [r0, r1, rx0, rx1, ry0, ry1, dx0, dx1, dy0, dy1] = pair(e, c, b, inv, i);
+        h[0][i] = r0 + r1;
+        h[1][i] = rx0 + rx1;
+        h[2][i] = ry0 + ry1;
+        h[3][i] = rx0 * dx0 + rx1 * dx1;
+        h[4][i] = rx0 * dy0 + rx1 * dy1;
+        h[5][i] = ry0 * dy0 + ry1 * dy1;
+    }
+    core::array::from_fn(|m| tree_sum_halves(&h[m]))
+}
+
+/// `[r0, r1, rx0, rx1, ry0, ry1, dx0, dx1, dy0, dy1]` of points `i` and
+/// `i + BLOCK / 2`.
+#[inline(always)]
+fn pair(e: &[f32; BLOCK], c: &Terms, b: &Block, inv: &[f32; BLOCK], i: usize) -> [f32; 10] {
+    let (i, j) = (i % (BLOCK / 2), i % (BLOCK / 2) + BLOCK / 2);
+    let (dx0, dy0) = (b.x[i] - c.mx, b.y[i] - c.my);
+    let (dx1, dy1) = (b.x[j] - c.mx, b.y[j] - c.my);
+    let (r0, r1) = (e[i] * inv[i], e[j] * inv[j]);
+    [
+        r0,
+        r1,
+        r0 * dx0,
+        r1 * dx1,
+        r0 * dy0,
+        r1 * dy1,
+        dx0,
+        dx1,
+        dy0,
+        dy1,
+    ]
 }
 
 fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) -> Stats<K> {
@@ -572,6 +614,9 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
         y: [0.0; BLOCK],
         w: [0.0; BLOCK],
     };
+    // The terms of a block: every entry used is written before it is read,
+    // so it is zeroed once per pass, not once per block.
+    let mut e = [[0.0f32; BLOCK]; K];
     // The fill count lives outside `b`: kept in the block, it made a
     // store-to-load round trip through memory on every point.
     let mut len = 0usize;
@@ -582,7 +627,7 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
         b.w[i] = w;
         len = i + 1;
         if len == BLOCK {
-            e_block::<E, K>(&sc, &b, &mut st);
+            e_block::<E, K>(&sc, &b, &mut st, &mut e);
             len = 0;
         }
     });
@@ -597,7 +642,7 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
             *y = 0.0;
             *w = 0.0;
         }
-        e_block::<E, K>(&sc, &b, &mut st);
+        e_block::<E, K>(&sc, &b, &mut st, &mut e);
     }
     st
 }
