@@ -476,7 +476,7 @@ impl<const K: usize> EScorer<K> {
 /// The E-step of one block: log-sum-exp per point (in base 2, shifted by
 /// each point's largest term), responsibilities, and their centred
 /// moments added to `st`.
-#[inline(always)]
+#[inline(never)]
 fn e_block<E: Exp, const K: usize>(
     sc: &EScorer<K>,
     b: &Block,
