@@ -569,7 +569,12 @@ fn block_moments(e: &[f32; BLOCK], c: &Terms, b: &Block, inv: &[f32; BLOCK]) -> 
     // lanes doing two levels is fully unrolled and vectorised worse.)
     let mut h = [[0.0f32; BLOCK / 2]; 6];
     for i in 0..BLOCK / 2 {
-        let [r0, r1, rx0, rx1, ry0, ry1, dx0, dx1, dy0, dy1] = pair(e, c, b, inv, i);
+        let j = i + BLOCK / 2;
+        let (dx0, dy0) = (b.x[i] - c.mx, b.y[i] - c.my);
+        let (dx1, dy1) = (b.x[j] - c.mx, b.y[j] - c.my);
+        let (r0, r1) = (e[i] * inv[i], e[j] * inv[j]);
+        let (rx0, rx1) = (r0 * dx0, r1 * dx1);
+        let (ry0, ry1) = (r0 * dy0, r1 * dy1);
         h[0][i] = r0 + r1;
         h[1][i] = rx0 + rx1;
         h[2][i] = ry0 + ry1;
@@ -578,28 +583,6 @@ fn block_moments(e: &[f32; BLOCK], c: &Terms, b: &Block, inv: &[f32; BLOCK]) -> 
         h[5][i] = ry0 * dy0 + ry1 * dy1;
     }
     core::array::from_fn(|m| tree_sum_halves(&h[m]))
-}
-
-/// `[r0, r1, rx0, rx1, ry0, ry1, dx0, dx1, dy0, dy1]` of points `i` and
-/// `i + BLOCK / 2`.
-#[inline(always)]
-fn pair(e: &[f32; BLOCK], c: &Terms, b: &Block, inv: &[f32; BLOCK], i: usize) -> [f32; 10] {
-    let (i, j) = (i % (BLOCK / 2), i % (BLOCK / 2) + BLOCK / 2);
-    let (dx0, dy0) = (b.x[i] - c.mx, b.y[i] - c.my);
-    let (dx1, dy1) = (b.x[j] - c.mx, b.y[j] - c.my);
-    let (r0, r1) = (e[i] * inv[i], e[j] * inv[j]);
-    [
-        r0,
-        r1,
-        r0 * dx0,
-        r1 * dx1,
-        r0 * dy0,
-        r1 * dy1,
-        dx0,
-        dx1,
-        dy0,
-        dy1,
-    ]
 }
 
 fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) -> Stats<K> {
