@@ -98,10 +98,10 @@ impl Moments {
     }
 }
 
-/// What one pass over the data produced: per-component moments centred
-/// on `centres`, the total log-likelihood, and the worst-explained point.
+/// The running sums of one pass: Kahan-compensated moments, centred on
+/// `centres`, the log-likelihood, and the worst-explained point.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Stats<const K: usize> {
+pub(crate) struct Pass<const K: usize> {
     /// Components in use.
     pub k: usize,
     /// Points with a positive weight seen.
@@ -114,7 +114,7 @@ pub(crate) struct Stats<const K: usize> {
     pub worst: (f32, Point),
 }
 
-impl<const K: usize> Stats<K> {
+impl<const K: usize> Pass<K> {
     pub fn new(k: usize, centres: [Point; K]) -> Self {
         Self {
             k,
@@ -126,23 +126,68 @@ impl<const K: usize> Stats<K> {
         }
     }
 
+    /// The pass's statistics: its compensated sums, resolved to f32.
+    pub fn finish(&self) -> Stats<K> {
+        Stats {
+            k: self.k,
+            count: self.count,
+            moments: self.moments.map(|m| Sums {
+                n: m.n.value(),
+                sx: m.sx.value(),
+                sy: m.sy.value(),
+                sxx: m.sxx.value(),
+                sxy: m.sxy.value(),
+                syy: m.syy.value(),
+            }),
+            centres: self.centres,
+            log_likelihood: self.log_likelihood.value(),
+            worst: self.worst,
+        }
+    }
+}
+
+/// One component's moments after a pass:
+/// `sum r`, `sum r dx`, `sum r dy`, `sum r dx dx`, `sum r dx dy`, `sum r dy dy`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Sums {
+    pub n: f32,
+    pub sx: f32,
+    pub sy: f32,
+    pub sxx: f32,
+    pub sxy: f32,
+    pub syy: f32,
+}
+
+/// What one pass over the data produced: per-component moments centred
+/// on `centres`, the total log-likelihood, and the worst-explained point.
+/// Plain f32 (the compensation stays in the [`Pass`]): 35 words for K = 8.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stats<const K: usize> {
+    /// Components in use.
+    pub k: usize,
+    /// Points with a positive weight seen.
+    pub count: usize,
+    pub moments: [Sums; K],
+    pub centres: [Point; K],
+    pub log_likelihood: f32,
+    /// Lowest score seen and its point (see [`Pass::worst`]).
+    pub worst: (f32, Point),
+}
+
+impl<const K: usize> Stats<K> {
     /// Adds the statistics of another pass with the same centres (another
     /// chunk of the data): the parallel E-step's reduction.
     pub fn merge(&mut self, other: &Self) {
         self.count += other.count;
-        let add = |a: &mut Sum, b: Sum| {
-            a.sum += b.sum;
-            a.comp += b.comp;
-        };
         for (a, b) in self.moments.iter_mut().zip(&other.moments) {
-            add(&mut a.n, b.n);
-            add(&mut a.sx, b.sx);
-            add(&mut a.sy, b.sy);
-            add(&mut a.sxx, b.sxx);
-            add(&mut a.sxy, b.sxy);
-            add(&mut a.syy, b.syy);
+            a.n += b.n;
+            a.sx += b.sx;
+            a.sy += b.sy;
+            a.sxx += b.sxx;
+            a.sxy += b.sxy;
+            a.syy += b.syy;
         }
-        add(&mut self.log_likelihood, other.log_likelihood);
+        self.log_likelihood += other.log_likelihood;
         if other.worst.0 < self.worst.0 {
             self.worst = other.worst;
         }
@@ -154,10 +199,9 @@ impl<const K: usize> Stats<K> {
         let mut w = 0.0f32;
         let (mut mx, mut my) = (0.0f32, 0.0f32);
         for (m, c) in self.moments.iter().zip(&self.centres).take(self.k) {
-            let n = m.n.value();
-            w += n;
-            mx += n * c[0] + m.sx.value();
-            my += n * c[1] + m.sy.value();
+            w += m.n;
+            mx += m.n * c[0] + m.sx;
+            my += m.n * c[1] + m.sy;
         }
         if !(w > 0.0) {
             return (0.0, [0.0; 2], SymMat2::ZERO);
@@ -165,13 +209,13 @@ impl<const K: usize> Stats<K> {
         let mean = [mx / w, my / w];
         let mut cov = SymMat2::ZERO;
         for (m, c) in self.moments.iter().zip(&self.centres).take(self.k) {
-            let (n, sx, sy) = (m.n.value(), m.sx.value(), m.sy.value());
+            let (n, sx, sy) = (m.n, m.sx, m.sy);
             let (ex, ey) = (c[0] - mean[0], c[1] - mean[1]);
             cov = cov
                 + SymMat2::new(
-                    m.sxx.value() + 2.0 * sx * ex + n * ex * ex,
-                    m.sxy.value() + sx * ey + sy * ex + n * ex * ey,
-                    m.syy.value() + 2.0 * sy * ey + n * ey * ey,
+                    m.sxx + 2.0 * sx * ex + n * ex * ex,
+                    m.sxy + sx * ey + sy * ex + n * ex * ey,
+                    m.syy + 2.0 * sy * ey + n * ey * ey,
                 );
         }
         (w, mean, cov.scale(1.0 / w))
@@ -480,7 +524,7 @@ impl<const K: usize> EScorer<K> {
 fn e_block<E: Exp, const K: usize>(
     sc: &EScorer<K>,
     b: &Block,
-    st: &mut Stats<K>,
+    st: &mut Pass<K>,
     e: &mut [[f32; BLOCK]; K],
 ) {
     let k = sc.k;
@@ -591,7 +635,7 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
     for (c, s) in centres.iter_mut().zip(&sc.comps) {
         *c = [s.mx, s.my];
     }
-    let mut st = Stats::new(model.k(), centres);
+    let mut st = Pass::new(model.k(), centres);
     let mut b = Block {
         x: [0.0; BLOCK],
         y: [0.0; BLOCK],
@@ -627,7 +671,7 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
         }
         e_block::<E, K>(&sc, &b, &mut st, &mut e);
     }
-    st
+    st.finish()
 }
 
 /// One E-step pass: statistics centred on the model's means, total
@@ -706,14 +750,14 @@ pub(crate) fn m_step<const K: usize>(
         .take(k)
         .enumerate()
     {
-        let nk = m.n.value();
+        let nk = m.n;
         let (mean, cov, nk) = if nk > 0.0 && nk >= empty_below && nk.is_finite() {
-            let dx = m.sx.value() / nk;
-            let dy = m.sy.value() / nk;
+            let dx = m.sx / nk;
+            let dy = m.sy / nk;
             let cov = SymMat2::new(
-                m.sxx.value() / nk - dx * dx,
-                m.sxy.value() / nk - dx * dy,
-                m.syy.value() / nk - dy * dy,
+                m.sxx / nk - dx * dx,
+                m.sxy / nk - dx * dy,
+                m.syy / nk - dy * dy,
             );
             ([centre[0] + dx, centre[1] + dy], cov, nk)
         } else {
@@ -789,7 +833,7 @@ impl<const K: usize> SufficientStats<K> {
     /// model that produced these statistics.
     #[must_use]
     pub fn log_likelihood(&self) -> f32 {
-        self.0.log_likelihood.value()
+        self.0.log_likelihood
     }
 
     /// Sum of the weights of the visited points.
@@ -896,7 +940,7 @@ fn run_em<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
     let w = summary.total_weight;
     let mut model = start;
     let mut st = e_step(&model, data, config.exp);
-    let mut mean_ll = st.log_likelihood.value() / w;
+    let mut mean_ll = st.log_likelihood / w;
     if !mean_ll.is_finite() {
         return Err(GmmError::Diverged);
     }
@@ -908,7 +952,7 @@ fn run_em<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
         model = m_step(&st, config.reg_covar, &mut guards)?;
         n_iter += 1;
         st = e_step(&model, data, config.exp);
-        let next = st.log_likelihood.value() / w;
+        let next = st.log_likelihood / w;
         if !next.is_finite() {
             return Err(GmmError::Diverged);
         }
@@ -926,7 +970,7 @@ fn run_em<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
             k: model.k(),
             n_iter,
             converged,
-            log_likelihood: st.log_likelihood.value(),
+            log_likelihood: st.log_likelihood,
             mean_log_likelihood: mean_ll,
             n_points: summary.n_positive,
             total_weight: w,

@@ -1,18 +1,23 @@
-//! One 2-D Gaussian: mean, covariance, and what the density needs cached.
+//! One 2-D Gaussian: mean, covariance, log-normaliser; the whitening
+//! factor a density needs is formed on demand.
 
 use crate::{GmmError, SymMat2};
 
 /// `ln(2 pi)`: the 2-D normaliser is `-ln(2 pi) - ln(det) / 2`.
 pub(crate) const LN_2PI: f32 = 1.837_877_1;
 
-/// A 2-D normal distribution with its precision (inverse covariance) and
-/// log-normaliser cached, so a density costs a handful of multiplies.
+/// A 2-D normal distribution: its mean, its covariance (exactly as given)
+/// and its log-normaliser, six f32 (24 bytes).
+///
+/// What a density needs besides, the whitening factor
+/// ([`whitening`](Self::whitening)), is formed on demand from the
+/// covariance: about fifty f32 operations. A fit forms it once per
+/// component and pass, not once per point.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Gaussian {
     mean: [f32; 2],
     covariance: SymMat2,
-    precision: SymMat2,
     log_norm: f32,
 }
 
@@ -21,7 +26,6 @@ impl Gaussian {
     pub const STANDARD: Self = Self {
         mean: [0.0, 0.0],
         covariance: SymMat2::IDENTITY,
-        precision: SymMat2::IDENTITY,
         log_norm: -LN_2PI,
     };
 
@@ -52,14 +56,9 @@ impl Gaussian {
         let Some(ratio) = one_minus_r2(covariance) else {
             return Err(bad);
         };
-        let s = libm::sqrtf(covariance.xx) * libm::sqrtf(covariance.yy);
-        let r = covariance.xy / s;
-        let precision = SymMat2::new(
-            1.0 / (covariance.xx * ratio),
-            -r / (s * ratio),
-            1.0 / (covariance.yy * ratio),
-        );
-        if !precision.is_positive_definite() {
+        if !precision(covariance, ratio).is_positive_definite()
+            || !whitening(covariance, ratio).iter().all(|v| v.is_finite())
+        {
             return Err(bad);
         }
         let log_det = libm::logf(covariance.xx) + libm::logf(covariance.yy) + libm::logf(ratio);
@@ -69,9 +68,25 @@ impl Gaussian {
         Ok(Self {
             mean,
             covariance,
-            precision,
             log_norm: -LN_2PI - 0.5 * log_det,
         })
+    }
+
+    /// `1 - r^2` of the covariance, which [`Gaussian::new`] checked.
+    #[inline]
+    fn ratio(&self) -> f32 {
+        one_minus_r2(self.covariance).unwrap_or(1.0)
+    }
+
+    /// The whitening factor `[a, e, c]`: with `W = [[a, 0], [e, c]]`,
+    /// `W^T W` is the precision and `|W (x - mean)|^2 = (a dx)^2 +
+    /// (e dx + c dy)^2` the squared Mahalanobis distance. `W` is the
+    /// inverse of the covariance's Cholesky factor, formed without the
+    /// cancellation of `yy - xy^2 / xx`.
+    #[inline]
+    #[must_use]
+    pub fn whitening(&self) -> [f32; 3] {
+        whitening(self.covariance, self.ratio())
     }
 
     /// The mean.
@@ -88,11 +103,12 @@ impl Gaussian {
         self.covariance
     }
 
-    /// The precision (inverse covariance).
+    /// The precision (inverse covariance), through the correlation:
+    /// `[[1 / (xx (1 - r^2)), -r / (sqrt(xx yy) (1 - r^2))], [.., 1 / (yy (1 - r^2))]]`.
     #[inline]
     #[must_use]
-    pub const fn precision(&self) -> SymMat2 {
-        self.precision
+    pub fn precision(&self) -> SymMat2 {
+        precision(self.covariance, self.ratio())
     }
 
     /// `-ln(2 pi) - ln(det covariance) / 2`.
@@ -102,24 +118,13 @@ impl Gaussian {
         self.log_norm
     }
 
-    /// The squared Mahalanobis distance of `p` from the mean.
+    /// The squared Mahalanobis distance of `p` from the mean, as the sum
+    /// of two squares (see [`whitening`](Self::whitening)): never negative;
+    /// `+inf` when it overflows (or would be `inf - inf`).
     #[inline]
     #[must_use]
     pub fn mahalanobis_sq(&self, p: [f32; 2]) -> f32 {
-        let m = self
-            .precision
-            .quadratic_form([p[0] - self.mean[0], p[1] - self.mean[1]]);
-        // Never negative, never NaN: rounding in a nearly singular
-        // precision can make the form negative (even -inf, which made a
-        // density +inf and log-sum-exp NaN: a fuzz find), and inf - inf
-        // makes it NaN for a point far out.
-        if m >= 0.0 {
-            m
-        } else if m < 0.0 {
-            0.0
-        } else {
-            f32::INFINITY
-        }
+        distance_sq(self.whitening(), self.mean, p)
     }
 
     /// The natural log of the density at `p`.
@@ -128,6 +133,39 @@ impl Gaussian {
     pub fn log_density(&self, p: [f32; 2]) -> f32 {
         self.log_norm - 0.5 * self.mahalanobis_sq(p)
     }
+}
+
+/// `|W (p - mean)|^2` for the whitening factor `w = [a, e, c]`; `+inf`
+/// instead of NaN.
+#[inline]
+pub(crate) fn distance_sq(w: [f32; 3], mean: [f32; 2], p: [f32; 2]) -> f32 {
+    let [a, e, c] = w;
+    let (dx, dy) = (p[0] - mean[0], p[1] - mean[1]);
+    let u = a * dx;
+    let v = e * dx + c * dy;
+    let m = u * u + v * v;
+    if m >= 0.0 { m } else { f32::INFINITY }
+}
+
+/// The precision of `covariance` from its `1 - r^2`.
+fn precision(covariance: SymMat2, ratio: f32) -> SymMat2 {
+    let s = libm::sqrtf(covariance.xx) * libm::sqrtf(covariance.yy);
+    let r = covariance.xy / s;
+    SymMat2::new(
+        1.0 / (covariance.xx * ratio),
+        -r / (s * ratio),
+        1.0 / (covariance.yy * ratio),
+    )
+}
+
+/// The whitening factor of `covariance` from its `1 - r^2`:
+/// `L = [[sqrt(xx), 0], [xy / sqrt(xx), sqrt(yy (1 - r^2))]]` inverted,
+/// `e = -l21 / (l11 l22)` divided step by step (the product of the two
+/// factors can overflow where each quotient cannot).
+fn whitening(covariance: SymMat2, ratio: f32) -> [f32; 3] {
+    let l11 = libm::sqrtf(covariance.xx);
+    let l22 = libm::sqrtf(covariance.yy * ratio);
+    [1.0 / l11, -((covariance.xy / l11) / l22) / l11, 1.0 / l22]
 }
 
 /// `1 - r^2 = (xx yy - xy^2) / (xx yy)`, r the correlation, of a matrix

@@ -1,7 +1,7 @@
 //! Where EM starts: k-means++ seeding, random data points, or the
 //! notebook's standard-normal means. All in O(K) memory, a few passes.
 
-use crate::em::{Guards, Stats, Summary, m_step};
+use crate::em::{Guards, Pass, Summary, m_step};
 use crate::sample::{below, standard_normal_pair, uniform};
 use crate::{FitConfig, Gmm, GmmError, InitMethod, Point, Points, SymMat2};
 use rand_core::Rng;
@@ -155,7 +155,7 @@ fn hard_assignment<const K: usize, P: Points + ?Sized>(
 ) -> Result<Gmm<K>, GmmError> {
     let k = config.k;
     let used = centres.get(..k).unwrap_or(&[]);
-    let mut st = Stats::new(k, centres);
+    let mut st = Pass::new(k, centres);
     data.visit(|p, w| {
         if w > 0.0 {
             st.count += 1;
@@ -168,7 +168,7 @@ fn hard_assignment<const K: usize, P: Points + ?Sized>(
             }
         }
     });
-    m_step(&st, config.reg_covar, &mut Guards::default())
+    m_step(&st.finish(), config.reg_covar, &mut Guards::default())
 }
 
 impl<const K: usize> crate::Gmm<K> {

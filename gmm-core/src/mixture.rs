@@ -12,7 +12,8 @@ pub(crate) const LOG_FLOOR: f32 = -1e30;
 ///
 /// `K` is fixed at compile time (`1..=64`; anything else fails to
 /// compile), so the model lives on the stack or in a `static` with no
-/// heap: `K * 40` bytes plus two words.
+/// heap: `K * 28` bytes plus one word (228 bytes for `K = 8` on a
+/// Cortex-M).
 ///
 /// # Examples
 /// ```
