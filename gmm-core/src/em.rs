@@ -720,6 +720,18 @@ pub(crate) fn m_step<const K: usize>(
     reg_covar: f32,
     guards: &mut Guards,
 ) -> Result<Gmm<K>, GmmError> {
+    let mut model = Gmm::empty(st.k);
+    m_step_into(st, reg_covar, guards, &mut model)?;
+    Ok(model)
+}
+
+/// [`m_step`] into `out` (left unchanged on an error).
+pub(crate) fn m_step_into<const K: usize>(
+    st: &Stats<K>,
+    reg_covar: f32,
+    guards: &mut Guards,
+    out: &mut Gmm<K>,
+) -> Result<(), GmmError> {
     let k = st.k;
     let (total_weight, data_mean, data_cov) = st.data_moments();
     if !(total_weight > 0.0 && total_weight.is_finite() && st.count > 0) {
@@ -786,7 +798,8 @@ pub(crate) fn m_step<const K: usize>(
     for nk in nks.iter_mut().take(k) {
         *nk /= total;
     }
-    Ok(Gmm::from_parts(k, nks, gaussians))
+    *out = Gmm::from_parts(k, nks, gaussians);
+    Ok(())
 }
 
 /// Per-component sufficient statistics (responsibility sums, centred
@@ -928,18 +941,18 @@ pub struct Fit<const K: usize> {
     pub report: FitReport,
 }
 
-/// EM from `start` until `tol` or `max_iter`.
+/// EM from `model` until `tol` or `max_iter`, updating `model` in place
+/// (one model and one set of statistics on the stack).
 fn run_em<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
     data: &P,
     summary: &Summary,
     config: &FitConfig,
-    start: Gmm<K>,
+    model: &mut Gmm<K>,
     restart: u32,
     trace: &mut T,
-) -> Result<Fit<K>, GmmError> {
+) -> Result<FitReport, GmmError> {
     let w = summary.total_weight;
-    let mut model = start;
-    let mut st = e_step(&model, data, config.exp);
+    let mut st = e_step(model, data, config.exp);
     let mut mean_ll = st.log_likelihood / w;
     if !mean_ll.is_finite() {
         return Err(GmmError::Diverged);
@@ -949,9 +962,9 @@ fn run_em<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
     let mut n_iter = 0;
     let mut converged = false;
     while n_iter < config.max_iter {
-        model = m_step(&st, config.reg_covar, &mut guards)?;
+        m_step_into(&st, config.reg_covar, &mut guards, model)?;
         n_iter += 1;
-        st = e_step(&model, data, config.exp);
+        st = e_step(model, data, config.exp);
         let next = st.log_likelihood / w;
         if !next.is_finite() {
             return Err(GmmError::Diverged);
@@ -964,20 +977,17 @@ fn run_em<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
             break;
         }
     }
-    Ok(Fit {
-        model,
-        report: FitReport {
-            k: model.k(),
-            n_iter,
-            converged,
-            log_likelihood: st.log_likelihood,
-            mean_log_likelihood: mean_ll,
-            n_points: summary.n_positive,
-            total_weight: w,
-            restart,
-            failed_restarts: 0,
-            guards,
-        },
+    Ok(FitReport {
+        k: model.k(),
+        n_iter,
+        converged,
+        log_likelihood: st.log_likelihood,
+        mean_log_likelihood: mean_ll,
+        n_points: summary.n_positive,
+        total_weight: w,
+        restart,
+        failed_restarts: 0,
+        guards,
     })
 }
 
@@ -1014,22 +1024,29 @@ pub(crate) fn fit<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
     let config = FitConfig { k, ..*config };
     let runs = if warm.is_some() { 1 } else { config.n_init };
     let mut streams = Xoshiro128PlusPlus::seed_from_u64(config.seed);
-    let mut best: Option<Fit<K>> = None;
+    // The best restart so far and the one running: two models on the
+    // stack, whatever the number of restarts.
+    let mut best: Option<FitReport> = None;
+    let mut best_model = Gmm::empty(k);
+    let mut model = Gmm::empty(k);
     let mut failed = 0;
     let mut last_error = GmmError::Diverged;
     for restart in 0..runs {
         let mut rng = streams.clone();
         streams.jump();
-        let start = match warm {
-            Some(g) => Ok(*g),
-            None => crate::init::initialise(data, &summary, &config, &mut rng),
-        };
-        match start.and_then(|g| run_em(data, &summary, &config, g, restart, trace)) {
-            Ok(fit) => {
-                let better =
-                    best.is_none_or(|b| fit.report.log_likelihood > b.report.log_likelihood);
-                if better {
-                    best = Some(fit);
+        let run = match warm {
+            Some(g) => {
+                model = *g;
+                Ok(())
+            }
+            None => crate::init::initialise(data, &summary, &config, &mut rng).map(|g| model = g),
+        }
+        .and_then(|()| run_em(data, &summary, &config, &mut model, restart, trace));
+        match run {
+            Ok(report) => {
+                if best.is_none_or(|b| report.log_likelihood > b.log_likelihood) {
+                    best = Some(report);
+                    best_model = model;
                 }
             }
             Err(e) => {
@@ -1038,9 +1055,12 @@ pub(crate) fn fit<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
             }
         }
     }
-    let mut best = best.ok_or(last_error)?;
-    best.report.failed_restarts = failed;
-    Ok(best)
+    let mut report = best.ok_or(last_error)?;
+    report.failed_restarts = failed;
+    Ok(Fit {
+        model: best_model,
+        report,
+    })
 }
 
 impl<const K: usize> Gmm<K> {

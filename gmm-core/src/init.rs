@@ -7,6 +7,7 @@ use crate::{FitConfig, Gmm, GmmError, InitMethod, Point, Points, SymMat2};
 use rand_core::Rng;
 
 /// Starting parameters for one restart.
+#[inline(never)]
 pub(crate) fn initialise<const K: usize, P: Points + ?Sized, R: Rng + ?Sized>(
     data: &P,
     summary: &Summary,
