@@ -7,7 +7,6 @@ use crate::{FitConfig, Gmm, GmmError, InitMethod, Point, Points, SymMat2};
 use rand_core::Rng;
 
 /// Starting parameters for one restart.
-#[inline(never)]
 pub(crate) fn initialise<const K: usize, P: Points + ?Sized, R: Rng + ?Sized>(
     data: &P,
     summary: &Summary,
@@ -149,6 +148,7 @@ fn random_points<const K: usize, P: Points + ?Sized, R: Rng + ?Sized>(
 
 /// Parameters from assigning every point to its nearest centre: one
 /// M-step with hard responsibilities.
+#[inline(never)]
 fn hard_assignment<const K: usize, P: Points + ?Sized>(
     data: &P,
     config: &FitConfig,
