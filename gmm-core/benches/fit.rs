@@ -136,6 +136,27 @@ fn bench_queries_k<const K: usize>(c: &mut Criterion) {
             s
         });
     });
+    // The same queries through a scorer prepared once per batch.
+    group.bench_function("scorer_log_density", |b| {
+        b.iter(|| {
+            let scorer = black_box(&model).scorer();
+            let mut s = 0.0f32;
+            for &p in black_box(&points) {
+                s += scorer.log_density(p);
+            }
+            s
+        });
+    });
+    group.bench_function("scorer_predict", |b| {
+        b.iter(|| {
+            let scorer = black_box(&model).scorer();
+            let mut s = 0usize;
+            for &p in black_box(&points) {
+                s += scorer.predict(p);
+            }
+            s
+        });
+    });
     group.finish();
 }
 

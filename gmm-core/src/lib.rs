@@ -29,7 +29,7 @@ pub use error::GmmError;
 pub use exp::{ExpMode, FAST_EXP_MIN, FAST_EXP2_MIN, fast_exp, fast_exp2};
 pub use gaussian::Gaussian;
 pub use mat2::{Chol2, SymMat2};
-pub use mixture::{Gmm, aic, bic};
+pub use mixture::{Gmm, Scorer, aic, bic};
 pub use points::{Point, Points, Weighted};
 pub use quantile::P2Quantile;
 pub use select::{Criterion, Selection, SelectionRow, select_k, select_k_traced};
