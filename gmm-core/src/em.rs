@@ -530,24 +530,11 @@ fn e_block<E: Exp, const K: usize>(
     let k = sc.k;
     let mut max = [LOG_FLOOR; BLOCK];
     for (ej, c) in e.iter_mut().zip(&sc.comps).take(k) {
-        for i in 0..BLOCK {
-            let t = c.log2_joint(b.x[i], b.y[i]);
-            ej[i] = t;
-            // NaN never wins.
-            max[i] = if t > max[i] { t } else { max[i] };
-        }
+        log_joint_row(c, b, ej, &mut max);
     }
     let mut s = [0.0f32; BLOCK];
     for ej in e.iter_mut().take(k) {
-        for i in 0..BLOCK {
-            // A term below 2^-32 of the largest (or NaN) is exactly 0: it
-            // could not move s by more than its rounding. A vector target
-            // computes every power and selects; a scalar one skips it.
-            let d = ej[i] - max[i];
-            let v = if d >= E::SKIP { E::pow(d) } else { 0.0 };
-            ej[i] = v;
-            s[i] += v;
-        }
+        pow_row::<E>(ej, &max, &mut s);
     }
     // The largest term is 2^0, so s >= 1, unless no term was finite (or
     // above the floor) or one was NaN: those points are redone carefully.
@@ -599,6 +586,37 @@ fn e_block<E: Exp, const K: usize>(
         m.sxx.add(s[3]);
         m.sxy.add(s[4]);
         m.syy.add(s[5]);
+    }
+}
+
+/// One component's log joints for a block, and the running maximum.
+/// On a Cortex-M each row is a function of its own: inlined into the
+/// block, the unrolled rows kept so many values live that every constant
+/// was reloaded from memory. (Calls would cost a vector target more than
+/// they save.)
+#[cfg_attr(target_arch = "arm", inline(never))]
+#[cfg_attr(not(target_arch = "arm"), inline(always))]
+fn log_joint_row(c: &Terms, b: &Block, row: &mut [f32; BLOCK], max: &mut [f32; BLOCK]) {
+    for i in 0..BLOCK {
+        let t = c.log2_joint(b.x[i], b.y[i]);
+        row[i] = t;
+        // NaN never wins.
+        max[i] = if t > max[i] { t } else { max[i] };
+    }
+}
+
+/// One component's terms `base^(t - max)` for a block, added to `s`.
+#[cfg_attr(target_arch = "arm", inline(never))]
+#[cfg_attr(not(target_arch = "arm"), inline(always))]
+fn pow_row<E: Exp>(row: &mut [f32; BLOCK], max: &[f32; BLOCK], s: &mut [f32; BLOCK]) {
+    for i in 0..BLOCK {
+        // A term below 2^-32 of the largest (or NaN) is exactly 0: it
+        // could not move s by more than its rounding. A vector target
+        // computes every power and selects; a scalar one skips it.
+        let d = row[i] - max[i];
+        let v = if d >= E::SKIP { E::pow(d) } else { 0.0 };
+        row[i] = v;
+        s[i] += v;
     }
 }
 
