@@ -183,14 +183,23 @@ impl<const K: usize> Gmm<K> {
             white: [0.0; 3],
             c: LOG_FLOOR,
         }; K];
-        for ((t, g), &w) in terms.iter_mut().zip(self.components()).zip(self.weights()) {
-            *t = ScoreTerms {
+        for (t, s) in terms.iter_mut().zip(self.score_terms()) {
+            *t = s;
+        }
+        Scorer { k: self.k, terms }
+    }
+
+    /// Each component's scoring terms, formed on the fly.
+    #[inline]
+    fn score_terms(&self) -> impl Iterator<Item = ScoreTerms> + '_ {
+        self.components()
+            .iter()
+            .zip(self.weights())
+            .map(|(g, &w)| ScoreTerms {
                 mean: g.mean(),
                 white: g.whitening(),
                 c: libm::logf(w) + g.log_normaliser(),
-            };
-        }
-        Scorer { k: self.k, terms }
+            })
     }
 
     /// `ln p(x)`: the log of the mixture density at `p` (scikit-learn's
@@ -198,14 +207,14 @@ impl<const K: usize> Gmm<K> {
     /// [`scorer`](Self::scorer) first.
     #[must_use]
     pub fn log_density(&self, p: Point) -> f32 {
-        self.scorer().log_density(p)
+        posterior::<K>(self.score_terms(), p).1
     }
 
     /// The posterior probability of each component for `p` (entries past
     /// `k` are 0); they sum to 1.
     #[must_use]
     pub fn predict_proba(&self, p: Point) -> [f32; K] {
-        self.scorer().predict_proba(p)
+        posterior(self.score_terms(), p).0
     }
 
     /// [`predict_proba`](Self::predict_proba) and
@@ -213,13 +222,13 @@ impl<const K: usize> Gmm<K> {
     /// components.
     #[must_use]
     pub fn posterior(&self, p: Point) -> ([f32; K], f32) {
-        self.scorer().posterior(p)
+        posterior(self.score_terms(), p)
     }
 
     /// The most probable component for `p` (the first one on ties).
     #[must_use]
     pub fn predict(&self, p: Point) -> usize {
-        self.scorer().predict(p)
+        predict::<K>(self.score_terms(), p)
     }
 
     /// The total (weighted) log-likelihood of `data` and its total weight.
@@ -303,65 +312,89 @@ pub struct Scorer<const K: usize> {
 }
 
 impl<const K: usize> Scorer<K> {
-    /// The log joint densities `ln w_j + ln N(p | mu_j, S_j)` into `out`
-    /// (entries past `k` untouched); returns their maximum.
-    #[inline]
-    fn log_joint(&self, p: Point, out: &mut [f32; K]) -> f32 {
-        let mut max = LOG_FLOOR;
-        for (o, t) in out.iter_mut().zip(&self.terms).take(self.k) {
-            let q = t.c - 0.5 * crate::gaussian::distance_sq(t.white, t.mean, p);
-            // NaN and -inf (zero weight, overflowing distance) go to the floor.
-            let q = if q > LOG_FLOOR { q } else { LOG_FLOOR };
-            *o = q;
-            max = if q > max { q } else { max };
-        }
-        max
+    fn terms(&self) -> impl Iterator<Item = ScoreTerms> + '_ {
+        self.terms.iter().take(self.k).copied()
     }
 
     /// As [`Gmm::log_density`].
     #[must_use]
     pub fn log_density(&self, p: Point) -> f32 {
-        self.posterior(p).1
+        posterior::<K>(self.terms(), p).1
     }
 
     /// As [`Gmm::predict_proba`].
     #[must_use]
     pub fn predict_proba(&self, p: Point) -> [f32; K] {
-        self.posterior(p).0
+        posterior(self.terms(), p).0
     }
 
     /// As [`Gmm::posterior`].
     #[must_use]
     pub fn posterior(&self, p: Point) -> ([f32; K], f32) {
-        let mut q = [0.0f32; K];
-        let max = self.log_joint(p, &mut q);
-        let mut sum = 0.0f32;
-        for v in q.iter_mut().take(self.k) {
-            *v = libm::expf(*v - max);
-            sum += *v;
-        }
-        let inv = 1.0 / sum;
-        for (j, v) in q.iter_mut().enumerate() {
-            *v = if j < self.k { *v * inv } else { 0.0 };
-        }
-        (q, max + libm::logf(sum))
+        posterior(self.terms(), p)
     }
 
     /// As [`Gmm::predict`].
     #[must_use]
     pub fn predict(&self, p: Point) -> usize {
-        let mut q = [0.0f32; K];
-        self.log_joint(p, &mut q);
-        let mut best = 0;
-        let mut best_q = f32::NEG_INFINITY;
-        for (j, &v) in q.iter().take(self.k).enumerate() {
-            if v > best_q {
-                best_q = v;
-                best = j;
-            }
-        }
-        best
+        predict::<K>(self.terms(), p)
     }
+}
+
+/// The log joint densities `ln w_j + ln N(p | mu_j, S_j)` of the
+/// components `terms` into `out`; returns their maximum. The one formula
+/// behind [`Gmm`]'s and [`Scorer`]'s queries, so both give the same bits.
+#[inline]
+fn log_joint<const K: usize>(
+    terms: impl Iterator<Item = ScoreTerms>,
+    p: Point,
+    out: &mut [f32; K],
+) -> (f32, usize) {
+    let mut max = LOG_FLOOR;
+    let mut k = 0;
+    for (o, t) in out.iter_mut().zip(terms) {
+        let q = t.c - 0.5 * crate::gaussian::distance_sq(t.white, t.mean, p);
+        // NaN and -inf (zero weight, overflowing distance) go to the floor.
+        let q = if q > LOG_FLOOR { q } else { LOG_FLOOR };
+        *o = q;
+        max = if q > max { q } else { max };
+        k += 1;
+    }
+    (max, k)
+}
+
+/// Posterior probabilities (entries past the components are 0) and
+/// `ln p(x)` by log-sum-exp.
+#[inline]
+fn posterior<const K: usize>(terms: impl Iterator<Item = ScoreTerms>, p: Point) -> ([f32; K], f32) {
+    let mut q = [0.0f32; K];
+    let (max, k) = log_joint(terms, p, &mut q);
+    let mut sum = 0.0f32;
+    for v in q.iter_mut().take(k) {
+        *v = libm::expf(*v - max);
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for (j, v) in q.iter_mut().enumerate() {
+        *v = if j < k { *v * inv } else { 0.0 };
+    }
+    (q, max + libm::logf(sum))
+}
+
+/// The most probable component (the first one on ties).
+#[inline]
+fn predict<const K: usize>(terms: impl Iterator<Item = ScoreTerms>, p: Point) -> usize {
+    let mut q = [0.0f32; K];
+    let (_, k) = log_joint(terms, p, &mut q);
+    let mut best = 0;
+    let mut best_q = f32::NEG_INFINITY;
+    for (j, &v) in q.iter().take(k).enumerate() {
+        if v > best_q {
+            best_q = v;
+            best = j;
+        }
+    }
+    best
 }
 
 #[cfg(test)]
@@ -375,6 +408,30 @@ mod tests {
             &[SymMat2::new(1.0, 0.2, 0.5), SymMat2::new(2.0, -0.3, 1.0)],
         )
         .unwrap()
+    }
+
+    /// A scorer answers with the model's own bits, near and far.
+    #[test]
+    fn scorer_matches_the_model_bit_for_bit() {
+        let g = two();
+        let s = g.scorer();
+        for i in 0..400 {
+            let t = i as f32 * 0.37;
+            let r = if i % 50 == 0 {
+                1e11
+            } else {
+                1.0 + (i % 13) as f32
+            };
+            let p = [r * libm::cosf(t), r * libm::sinf(t)];
+            assert_eq!(
+                s.log_density(p).to_bits(),
+                g.log_density(p).to_bits(),
+                "{p:?}"
+            );
+            assert_eq!(s.predict(p), g.predict(p), "{p:?}");
+            let (a, b) = (s.predict_proba(p), g.predict_proba(p));
+            assert_eq!(a.map(f32::to_bits), b.map(f32::to_bits), "{p:?}");
+        }
     }
 
     #[test]
