@@ -264,6 +264,28 @@ pub fn sym(c: [[f64; 2]; 2]) -> SymMat2 {
     SymMat2::new(c[0][0] as f32, c[0][1] as f32, c[1][1] as f32)
 }
 
+/// f64 points as the core's f32 points (fixtures write f32 values exactly
+/// in f64).
+pub fn points32(points: &[[f64; 2]]) -> Vec<Point> {
+    points.iter().map(|p| [p[0] as f32, p[1] as f32]).collect()
+}
+
+/// A core model from f64 parameters rounded to f32: the common start of a
+/// fixture or a reference case.
+///
+/// # Errors
+/// As [`Gmm::new`].
+pub fn gmm32<const K: usize>(
+    weights: &[f64],
+    means: &[[f64; 2]],
+    covariances: &[[[f64; 2]; 2]],
+) -> Result<Gmm<K>, gmm_core::GmmError> {
+    let w: Vec<f32> = weights.iter().map(|&w| w as f32).collect();
+    let m = points32(means);
+    let s: Vec<SymMat2> = covariances.iter().map(|&c| sym(c)).collect();
+    Gmm::new(&w, &m, &s)
+}
+
 /// Generates the data and truth of scikit-learn's `RandomData` (2-D,
 /// full covariances) from test_gaussian_mixture.py: weights `rand`
 /// normalised, means `rand * scale`, covariances `0.5 * U diag(1 + rand) V^T`

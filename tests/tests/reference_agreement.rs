@@ -32,7 +32,7 @@
 //! N > 3000 run only in release builds (`cargo test --release`, which
 //! `cargo xtask ci` runs) to keep the debug test within a minute.
 
-use gmm_core::{FitConfig, Gmm, SymMat2, Weighted};
+use gmm_core::{FitConfig, Weighted};
 use host_harness::reference::{self, Mixture64, RefConfig};
 use tests::{Comp, Rand, comps, param_errors, rel_err, rotated_cov};
 
@@ -187,20 +187,9 @@ fn run_case(i: u64, seed: u64) -> Outcome {
     );
     let reg_covar = 1e-6 * c.scale * c.scale;
     let reg_covar32 = reg_covar as f32;
-    let points: Vec<[f32; 2]> = c
-        .points
-        .iter()
-        .map(|p| [p[0] as f32, p[1] as f32])
-        .collect();
-    let w: Vec<f32> = c.init.weights.iter().map(|&w| w as f32).collect();
-    let m: Vec<[f32; 2]> = c
-        .init
-        .means
-        .iter()
-        .map(|m| [m[0] as f32, m[1] as f32])
-        .collect();
-    let s: Vec<SymMat2> = c.init.covariances.iter().map(|&c| tests::sym(c)).collect();
-    let start = Gmm::<8>::new(&w, &m, &s).expect("valid start");
+    let points = tests::points32(&c.points);
+    let start = tests::gmm32::<8>(&c.init.weights, &c.init.means, &c.init.covariances)
+        .expect("valid start");
     let config = FitConfig::new(c.k)
         .with_tol(1e-6)
         .with_max_iter(3000)

@@ -120,20 +120,9 @@ fn want(r: &Result_) -> Vec<Comp> {
 
 fn check(f: &Fixture) -> Vec<String> {
     // Every number in the fixture is an f32 value written exactly in f64.
-    let points: Vec<[f32; 2]> = f
-        .points
-        .iter()
-        .map(|p| [p[0] as f32, p[1] as f32])
-        .collect();
-    let weights: Vec<f32> = f.init.weights.iter().map(|&w| w as f32).collect();
-    let means: Vec<[f32; 2]> = f
-        .init
-        .means
-        .iter()
-        .map(|m| [m[0] as f32, m[1] as f32])
-        .collect();
-    let covs: Vec<SymMat2> = f.init.covariances.iter().map(|&c| tests::sym(c)).collect();
-    let start = Gmm::<8>::new(&weights, &means, &covs).expect("fixture init is valid");
+    let points = tests::points32(&f.points);
+    let start = tests::gmm32::<8>(&f.init.weights, &f.init.means, &f.init.covariances)
+        .expect("fixture init is valid");
     let n = points.len() as f64;
     let mut failures = Vec::new();
     for r in &f.results {
@@ -305,20 +294,8 @@ fn stopping_rule_and_trace_match_scikit_learn() {
     for name in FIXTURES {
         let f = load(name);
         let st = &f.stopping;
-        let points: Vec<[f32; 2]> = f
-            .points
-            .iter()
-            .map(|p| [p[0] as f32, p[1] as f32])
-            .collect();
-        let weights: Vec<f32> = f.init.weights.iter().map(|&w| w as f32).collect();
-        let means: Vec<[f32; 2]> = f
-            .init
-            .means
-            .iter()
-            .map(|m| [m[0] as f32, m[1] as f32])
-            .collect();
-        let covs: Vec<SymMat2> = f.init.covariances.iter().map(|&c| tests::sym(c)).collect();
-        let start = Gmm::<8>::new(&weights, &means, &covs).unwrap();
+        let points = tests::points32(&f.points);
+        let start = tests::gmm32::<8>(&f.init.weights, &f.init.means, &f.init.covariances).unwrap();
         let config = FitConfig::new(start.k())
             .with_tol(st.tol as f32)
             .with_max_iter(st.max_iter)
