@@ -342,8 +342,8 @@ fn tree_min(v: &[f32; BLOCK]) -> f32 {
     min(min(q[0], q[2]), min(q[1], q[3]))
 }
 
-/// The power of two (and the logarithm of the log-sum-exp) as a type, so
-/// each mode gets its own inlined E-step.
+/// The power (base 2 or e, the mode's own) and the logarithm of the
+/// log-sum-exp as a type, so each mode gets its own inlined E-step.
 trait Exp {
     /// The unit of the E-step's log terms per nat: `log2(e)` for a base-2
     /// mode, 1 for a natural one.
@@ -406,11 +406,11 @@ impl Exp for MicroExp {
 }
 
 /// One component of a mixture unpacked for the E-step, in the unit of
-/// its [`Exp`] (`u` = [`Exp::PER_NAT`] units per nat):
+/// its [`Exp`] (`p` = [`Exp::PER_NAT`] units per nat):
 /// `t(x) = c2 - (u^2 + v^2)` with `u = a dx`, `v = e dx + c dy` (the
-/// precision's Cholesky factor, scaled so that `u^2 + v^2` is `u / 2`
-/// times the Mahalanobis form) and `c2 = u (ln w + ln-normaliser - shift)`,
-/// so that `ln(w N(x)) = shift + t(x) / u`. A sum of squares is never
+/// whitening factor, scaled so that `u^2 + v^2` is `p / 2` times the
+/// Mahalanobis form) and `c2 = p (ln w + ln-normaliser - shift)`, so that
+/// `ln(w N(x)) = shift + t(x) / p`. A sum of squares is never
 /// negative, so `t <= c2 <= 0` (or NaN, from `inf - inf` in `v`).
 #[derive(Clone, Copy, Debug)]
 struct Terms {
@@ -449,10 +449,11 @@ impl<const K: usize> EScorer<K> {
             let c0 = libm::logf(w) + g.log_normaliser();
             if c0 > LOG_FLOOR { c0 } else { LOG_FLOOR }
         };
+        let mut c0s = [LOG_FLOOR; K];
         let mut shift = LOG_FLOOR;
-        for (g, &w) in model.components().iter().zip(model.weights()) {
-            let c0 = constant(g, w);
-            shift = if c0 > shift { c0 } else { shift };
+        for ((c0, g), &w) in c0s.iter_mut().zip(model.components()).zip(model.weights()) {
+            *c0 = constant(g, w);
+            shift = if *c0 > shift { *c0 } else { shift };
         }
         let mut comps = [Terms {
             mx: 0.0,
@@ -462,22 +463,15 @@ impl<const K: usize> EScorer<K> {
             c: 0.0,
             c2: LOG_FLOOR,
         }; K];
-        for (t, (g, &w)) in comps
-            .iter_mut()
-            .zip(model.components().iter().zip(model.weights()))
-        {
-            let c0 = constant(g, w);
+        for ((t, g), &c0) in comps.iter_mut().zip(model.components()).zip(&c0s) {
             let [mx, my] = g.mean();
-            let (cov, prec) = (g.covariance(), g.precision());
-            // P = L^T L with L = [[1 / sigma_x, 0], [P_xy / sqrt(P_yy), sqrt(P_yy)]]
-            // (P_xx - P_xy^2 / P_yy = 1 / cov_xx, formed without cancellation).
-            let root = libm::sqrtf(prec.yy);
+            let [a, e, c] = g.whitening_scaled(scale);
             *t = Terms {
                 mx,
                 my,
-                a: scale / libm::sqrtf(cov.xx),
-                e: scale * (prec.xy / root),
-                c: scale * root,
+                a,
+                e,
+                c,
                 c2: (c0 - shift) * E::PER_NAT,
             };
         }
@@ -486,6 +480,13 @@ impl<const K: usize> EScorer<K> {
             shift,
             comps,
         }
+    }
+
+    /// `ln p(x)` from a point's largest log joint `m` (in the mode's unit,
+    /// shifted) and the sum `s` of its terms.
+    #[inline(always)]
+    fn log_density<E: Exp>(&self, m: f32, s: f32) -> f32 {
+        self.shift + m * (1.0 / E::PER_NAT) + E::ln(s)
     }
 
     /// The careful path for point `i` of a block whose terms were all
@@ -505,15 +506,14 @@ impl<const K: usize> EScorer<K> {
         }
         let mut s = 0.0f32;
         for (c, ej) in self.comps.iter().zip(e.iter_mut()).take(self.k) {
-            let d = floored(c) - max;
-            let v = if d >= E::SKIP { E::pow(d) } else { 0.0 };
+            let v = term::<E>(floored(c) - max);
             if let Some(slot) = ej.get_mut(i) {
                 *slot = v;
             }
             s += v;
         }
         // s >= 1: the largest term is 2^0.
-        (s, self.shift + max * (1.0 / E::PER_NAT) + E::ln(s))
+        (s, self.log_density::<E>(max, s))
     }
 }
 
@@ -541,7 +541,7 @@ fn e_block<E: Exp, const K: usize>(
     let mut lp = [0.0f32; BLOCK];
     let mut odd = false;
     for i in 0..BLOCK {
-        lp[i] = sc.shift + max[i] * (1.0 / E::PER_NAT) + E::ln(s[i]);
+        lp[i] = sc.log_density::<E>(max[i], s[i]);
         odd |= !(s[i] >= 1.0);
     }
     if odd {
@@ -605,16 +605,21 @@ fn log_joint_row(c: &Terms, b: &Block, row: &mut [f32; BLOCK], max: &mut [f32; B
     }
 }
 
+/// The term `base^d` of a log joint `d` below the point's largest. A term
+/// below 2^-32 of the largest (or NaN) is exactly 0: it could not move the
+/// sum by more than its rounding. A vector target computes every power and
+/// selects; a scalar one skips it.
+#[inline(always)]
+fn term<E: Exp>(d: f32) -> f32 {
+    if d >= E::SKIP { E::pow(d) } else { 0.0 }
+}
+
 /// One component's terms `base^(t - max)` for a block, added to `s`.
 #[cfg_attr(target_arch = "arm", inline(never))]
 #[cfg_attr(not(target_arch = "arm"), inline(always))]
 fn pow_row<E: Exp>(row: &mut [f32; BLOCK], max: &[f32; BLOCK], s: &mut [f32; BLOCK]) {
     for i in 0..BLOCK {
-        // A term below 2^-32 of the largest (or NaN) is exactly 0: it
-        // could not move s by more than its rounding. A vector target
-        // computes every power and selects; a scalar one skips it.
-        let d = row[i] - max[i];
-        let v = if d >= E::SKIP { E::pow(d) } else { 0.0 };
+        let v = term::<E>(row[i] - max[i]);
         row[i] = v;
         s[i] += v;
     }

@@ -57,7 +57,9 @@ impl Gaussian {
             return Err(bad);
         };
         if !precision(covariance, ratio).is_positive_definite()
-            || !whitening(covariance, ratio).iter().all(|v| v.is_finite())
+            || !whitening(covariance, ratio, 1.0)
+                .iter()
+                .all(|v| v.is_finite())
         {
             return Err(bad);
         }
@@ -86,7 +88,14 @@ impl Gaussian {
     #[inline]
     #[must_use]
     pub fn whitening(&self) -> [f32; 3] {
-        whitening(self.covariance, self.ratio())
+        self.whitening_scaled(1.0)
+    }
+
+    /// [`whitening`](Self::whitening) times `scale`, each entry rounded
+    /// once (the E-step folds its unit into the factor).
+    #[inline]
+    pub(crate) fn whitening_scaled(&self, scale: f32) -> [f32; 3] {
+        whitening(self.covariance, self.ratio(), scale)
     }
 
     /// The mean.
@@ -158,14 +167,18 @@ fn precision(covariance: SymMat2, ratio: f32) -> SymMat2 {
     )
 }
 
-/// The whitening factor of `covariance` from its `1 - r^2`:
-/// `L = [[sqrt(xx), 0], [xy / sqrt(xx), sqrt(yy (1 - r^2))]]` inverted,
-/// `e = -l21 / (l11 l22)` divided step by step (the product of the two
-/// factors can overflow where each quotient cannot).
-fn whitening(covariance: SymMat2, ratio: f32) -> [f32; 3] {
-    let l11 = libm::sqrtf(covariance.xx);
-    let l22 = libm::sqrtf(covariance.yy * ratio);
-    [1.0 / l11, -((covariance.xy / l11) / l22) / l11, 1.0 / l22]
+/// The whitening factor of `covariance` from its `1 - r^2`, times `scale`:
+/// `P = W^T W` with `W = [[1 / sqrt(xx), 0], [P_xy / sqrt(P_yy), sqrt(P_yy)]]`
+/// (`P_xx - P_xy^2 / P_yy = 1 / xx`, so the first entry is formed without
+/// cancellation).
+fn whitening(covariance: SymMat2, ratio: f32, scale: f32) -> [f32; 3] {
+    let p = precision(covariance, ratio);
+    let root = libm::sqrtf(p.yy);
+    [
+        scale / libm::sqrtf(covariance.xx),
+        scale * (p.xy / root),
+        scale * root,
+    ]
 }
 
 /// `1 - r^2 = (xx yy - xy^2) / (xx yy)`, r the correlation, of a matrix
