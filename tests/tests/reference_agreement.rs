@@ -32,7 +32,7 @@
 //! N > 3000 run only in release builds (`cargo test --release`, which
 //! `cargo xtask ci` runs) to keep the debug test within a minute.
 
-use gmm_core::{FitConfig, Weighted};
+use gmm_core::{ExpMode, FitConfig, Weighted};
 use host_harness::reference::{self, Mixture64, RefConfig};
 use tests::{Comp, Rand, comps, param_errors, rel_err, rotated_cov};
 
@@ -171,10 +171,10 @@ enum Outcome {
     NotComparable(String),
 }
 
-fn run_case(i: u64, seed: u64) -> Outcome {
+fn run_case(i: u64, seed: u64, exp: ExpMode) -> Outcome {
     let c = make_case(seed);
     let head = format!(
-        "case {i} (seed {seed}): k {} scale {:.2e} {} N {}{}",
+        "case {i} (seed {seed}, exp {exp:?}): k {} scale {:.2e} {} N {}{}",
         c.k,
         c.scale,
         if c.separated {
@@ -193,7 +193,8 @@ fn run_case(i: u64, seed: u64) -> Outcome {
     let config = FitConfig::new(c.k)
         .with_tol(1e-6)
         .with_max_iter(3000)
-        .with_reg_covar(reg_covar32);
+        .with_reg_covar(reg_covar32)
+        .with_exp(exp);
     let w32: Option<Vec<f32>> = c
         .weights
         .as_ref()
@@ -259,6 +260,18 @@ fn run_case(i: u64, seed: u64) -> Outcome {
 
 #[test]
 fn core_agrees_with_f64_reference_on_random_mixtures() {
+    agree(ExpMode::Libm);
+}
+
+/// The same cases and tolerances with the fast exp and log
+/// ([`ExpMode::Fast`]): their error bounds must not cost the fit its
+/// accuracy.
+#[test]
+fn fast_exp_core_agrees_with_f64_reference_on_random_mixtures() {
+    agree(ExpMode::Fast);
+}
+
+fn agree(exp: ExpMode) {
     let base = tests::seed("reference_agreement", 2026);
     let only: Option<u64> = std::env::var("GMM_TEST_CASE")
         .ok()
@@ -275,7 +288,7 @@ fn core_agrees_with_f64_reference_on_random_mixtures() {
             skipped_large += 1;
             continue;
         }
-        match run_case(i, seed) {
+        match run_case(i, seed, exp) {
             Outcome::Pass(line) => {
                 eprintln!("{line}");
                 passed += 1;
@@ -292,14 +305,15 @@ fn core_agrees_with_f64_reference_on_random_mixtures() {
     }
     let run = passed + failures.len() + not_comparable.len();
     eprintln!(
-        "{passed} passed, {} failed, {} not comparable, {skipped_large} large cases left to the release build",
+        "exp {exp:?}: {passed} passed, {} failed, {} not comparable, {skipped_large} large cases \
+         left to the release build",
         failures.len(),
         not_comparable.len()
     );
     assert!(
         failures.is_empty(),
-        "{} of {run} cases outside the tolerances (params {PARAM_TOL:e}, log-likelihood {LL_TOL:e}) \
-         or not converged:\n{}",
+        "exp {exp:?}: {} of {run} cases outside the tolerances (params {PARAM_TOL:e}, \
+         log-likelihood {LL_TOL:e}) or not converged:\n{}",
         failures.len(),
         failures.join("\n")
     );
