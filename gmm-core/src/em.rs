@@ -69,7 +69,7 @@ impl Sum {
 /// side made x86 gather each sum and its compensation from interleaved
 /// memory, and the block's reductions went through the stack with
 /// stalled loads: a fit took 1.3x (K = 3) to 1.6x (K = 8) as long
-/// with AVX-512, 1.1x to 1.3x without.)
+/// with AVX-512, up to 1.2x without.)
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Moments {
     sum: [f32; 6],
