@@ -673,6 +673,31 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
     // The terms of a block: every entry used is written before it is read,
     // so it is zeroed once per pass, not once per block.
     let mut e = [[0.0f32; BLOCK]; K];
+    if let Some(points) = data.as_point_slice() {
+        // Points in memory: whole blocks, no call per point.
+        let mut chunks = points.chunks_exact(BLOCK);
+        b.w = [1.0; BLOCK];
+        for chunk in &mut chunks {
+            for ((p, x), y) in chunk.iter().zip(&mut b.x).zip(&mut b.y) {
+                *x = p[0];
+                *y = p[1];
+            }
+            e_block::<E, K>(&sc, &b, &mut st, &mut e);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            b.x = [0.0; BLOCK];
+            b.y = [0.0; BLOCK];
+            b.w = [0.0; BLOCK];
+            for (((p, x), y), w) in rest.iter().zip(&mut b.x).zip(&mut b.y).zip(&mut b.w) {
+                *x = p[0];
+                *y = p[1];
+                *w = 1.0;
+            }
+            e_block::<E, K>(&sc, &b, &mut st, &mut e);
+        }
+        return st.finish();
+    }
     // The fill count lives outside `b`: kept in the block, it made a
     // store-to-load round trip through memory on every point.
     let mut len = 0usize;

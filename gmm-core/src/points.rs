@@ -39,6 +39,16 @@ pub type Point = [f32; 2];
 pub trait Points {
     /// Calls `f(point, weight)` once for every point, in a fixed order.
     fn visit<F: FnMut(Point, f32)>(&self, f: F);
+
+    /// The same points as one slice, every weight 1, when they are stored
+    /// that way: the E-step then reads them a block at a time instead of
+    /// one call per point (same results). `None` by default; a source
+    /// that returns `Some` must return exactly the points `visit` gives,
+    /// in the same order, with weight 1.
+    #[inline]
+    fn as_point_slice(&self) -> Option<&[Point]> {
+        None
+    }
 }
 
 impl Points for [Point] {
@@ -48,12 +58,22 @@ impl Points for [Point] {
             f(p, 1.0);
         }
     }
+
+    #[inline]
+    fn as_point_slice(&self) -> Option<&[Point]> {
+        Some(self)
+    }
 }
 
 impl<const N: usize> Points for [Point; N] {
     #[inline]
     fn visit<F: FnMut(Point, f32)>(&self, f: F) {
         self.as_slice().visit(f);
+    }
+
+    #[inline]
+    fn as_point_slice(&self) -> Option<&[Point]> {
+        Some(self)
     }
 }
 
@@ -62,12 +82,22 @@ impl<T: Points + ?Sized> Points for &T {
     fn visit<F: FnMut(Point, f32)>(&self, f: F) {
         (**self).visit(f);
     }
+
+    #[inline]
+    fn as_point_slice(&self) -> Option<&[Point]> {
+        (**self).as_point_slice()
+    }
 }
 
 impl<const N: usize> Points for heapless::Vec<Point, N> {
     #[inline]
     fn visit<F: FnMut(Point, f32)>(&self, f: F) {
         self.as_slice().visit(f);
+    }
+
+    #[inline]
+    fn as_point_slice(&self) -> Option<&[Point]> {
+        Some(self)
     }
 }
 
