@@ -12,6 +12,38 @@ pub mod source;
 pub use sensor::{I2cXySource, SensorError, XyRegisters};
 pub use source::{Checksum, MixtureSource, SampleSource, checksum, collect};
 
+/// The E-step exponentials whose cost the benchmark refits measure.
+#[cfg(feature = "micromath")]
+pub const BENCH_EXPS: [gmm_core::ExpMode; 3] = [
+    gmm_core::ExpMode::Libm,
+    gmm_core::ExpMode::Fast,
+    gmm_core::ExpMode::Micromath,
+];
+/// The E-step exponentials whose cost the benchmark refits measure.
+#[cfg(not(feature = "micromath"))]
+pub const BENCH_EXPS: [gmm_core::ExpMode; 2] = [gmm_core::ExpMode::Libm, gmm_core::ExpMode::Fast];
+
+/// Ends a run on the device: flushes defmt (the host reads the rest while
+/// this spins), then exits QEMU through semihosting with 0 or 1, or stops
+/// at a breakpoint on the board (probe-rs ends there).
+#[cfg(target_os = "none")]
+pub fn exit(success: bool) -> ! {
+    defmt::flush();
+    #[cfg(feature = "qemu")]
+    {
+        use cortex_m_semihosting::debug;
+        debug::exit(if success {
+            debug::EXIT_SUCCESS
+        } else {
+            debug::EXIT_FAILURE
+        });
+    }
+    let _ = success;
+    loop {
+        cortex_m::asm::bkpt();
+    }
+}
+
 /// The mixture the default source draws from (the seed notebook's):
 /// weights, means and covariance rows.
 pub const SEED_WEIGHTS: [f32; 3] = [0.3, 0.5, 0.2];

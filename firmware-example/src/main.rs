@@ -108,17 +108,11 @@ fn minimal_fit(points: &heapless::Vec<Point, { fw::N_POINTS }>) -> bool {
 #[cfg(feature = "fit")]
 mod fits {
     use firmware_example as fw;
-    use gmm_core::{
-        ExpMode, Fit, FitConfig, Gmm, GmmError, Point, StreamingGmm, SufficientStats, Trace,
-    };
+    use gmm_core::{Fit, FitConfig, Gmm, GmmError, Point, StreamingGmm, SufficientStats, Trace};
 
     type Model = Gmm<{ fw::K_CAPACITY }>;
 
-    /// The E-step exponentials whose cost is measured.
-    #[cfg(feature = "micromath")]
-    const EXPS: [ExpMode; 3] = [ExpMode::Libm, ExpMode::Fast, ExpMode::Micromath];
-    #[cfg(not(feature = "micromath"))]
-    const EXPS: [ExpMode; 2] = [ExpMode::Libm, ExpMode::Fast];
+    use fw::BENCH_EXPS as EXPS;
 
     /// Mean log-likelihoods of every iteration of the fit being run, kept
     /// in RAM and logged after the fit so that logging is not timed.
@@ -734,25 +728,7 @@ mod stack {
     }
 }
 
-/// Ends the run: flushes defmt (the host reads the rest while this spins),
-/// then exits QEMU through semihosting with 0 or 1, or stops at a
-/// breakpoint on the board (probe-rs ends there).
-fn exit(success: bool) -> ! {
-    defmt::flush();
-    #[cfg(feature = "qemu")]
-    {
-        use cortex_m_semihosting::debug;
-        debug::exit(if success {
-            debug::EXIT_SUCCESS
-        } else {
-            debug::EXIT_FAILURE
-        });
-    }
-    let _ = success;
-    loop {
-        cortex_m::asm::bkpt();
-    }
-}
+use fw::exit;
 
 #[exception]
 unsafe fn HardFault(frame: &ExceptionFrame) -> ! {

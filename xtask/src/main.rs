@@ -7,10 +7,12 @@
 //! - `bench-compare`: the core side by side with scikit-learn and linfa.
 //! - `fuzz`: a bounded fuzz run.
 //! - `panic-check`: gmm-core proven panic-free at link time.
+//! - `profile`: the M4's instructions per point x component x iteration, by function.
 
 mod bench;
 mod fuzz;
 mod panic_check;
+mod profile;
 mod qemu;
 mod size;
 
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         "bench-compare" => bench::bench_compare(rest),
         "fuzz" => fuzz::run(&root(), rest),
         "panic-check" => panic_check::run(&root()),
+        "profile" => profile::profile(),
         "help" | "-h" | "--help" => {
             println!("{}", USAGE);
             Ok(())
@@ -50,7 +53,7 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask <ci|qemu|size|bench-compare|fuzz|panic-check>";
+const USAGE: &str = "usage: cargo xtask <ci|qemu|size|profile|bench-compare|fuzz|panic-check>";
 
 /// The workspace root (the parent of this crate's folder).
 fn root() -> PathBuf {
