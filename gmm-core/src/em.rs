@@ -528,16 +528,58 @@ impl<const K: usize> EScorer<K> {
     }
 }
 
+/// Per-block buffers: every entry a block uses is written before it is
+/// read. A Cortex-M keeps one set for the whole pass, zeroed once (at
+/// opt-level s an M4 spent about 15 instructions per point x component
+/// zeroing them per block); a vector target zeroes a set of its own per
+/// block, which its optimiser keeps in registers (the same buffers held
+/// for the pass made an AVX-512 build 20 % slower).
+struct Scratch {
+    /// The first level of each moment's tree (see [`block_moments`]).
+    h: [[f32; BLOCK / 2]; 6],
+    /// Per point: `ln p(x)`, `w ln p(x)`, `w / s`, and `ln p(x)` of the
+    /// points with a positive weight (+inf for the others).
+    lp: [f32; BLOCK],
+    wl: [f32; BLOCK],
+    inv: [f32; BLOCK],
+    low: [f32; BLOCK],
+}
+
+impl Scratch {
+    const ZERO: Self = Self {
+        h: [[0.0; BLOCK / 2]; 6],
+        lp: [0.0; BLOCK],
+        wl: [0.0; BLOCK],
+        inv: [0.0; BLOCK],
+        low: [0.0; BLOCK],
+    };
+}
+
 /// The E-step of one block: log-sum-exp per point (in base 2, shifted by
 /// each point's largest term), responsibilities, and their centred
-/// moments added to `st`.
+/// moments added to `st`. `e` holds the block's terms (zeroed once per
+/// pass), `_pass` the pass's [`Scratch`] (used on a Cortex-M only).
 #[inline(never)]
 fn e_block<E: Exp, const K: usize>(
     sc: &EScorer<K>,
     b: &Block,
     st: &mut Pass<K>,
     e: &mut [[f32; BLOCK]; K],
+    _pass: &mut Scratch,
 ) {
+    #[cfg(target_arch = "arm")]
+    let work = _pass;
+    #[cfg(not(target_arch = "arm"))]
+    let mut local = Scratch::ZERO;
+    #[cfg(not(target_arch = "arm"))]
+    let work = &mut local;
+    let Scratch {
+        h,
+        lp,
+        wl,
+        inv,
+        low,
+    } = work;
     let k = sc.k;
     let mut max = [LOG_FLOOR; BLOCK];
     for (ej, c) in e.iter_mut().zip(&sc.comps).take(k) {
@@ -549,7 +591,6 @@ fn e_block<E: Exp, const K: usize>(
     }
     // The largest term is 2^0, so s >= 1, unless no term was finite (or
     // above the floor) or one was NaN: those points are redone carefully.
-    let mut lp = [0.0f32; BLOCK];
     let mut odd = false;
     for i in 0..BLOCK {
         lp[i] = sc.log_density::<E>(max[i], s[i]);
@@ -562,11 +603,7 @@ fn e_block<E: Exp, const K: usize>(
             }
         }
     }
-    let mut wl = [0.0f32; BLOCK];
-    let mut inv = [0.0f32; BLOCK];
-    // ln p(x) of the points with a positive weight, +inf for the others
-    // (the padding has weight 0).
-    let mut low = [0.0f32; BLOCK];
+    // `low`: the padding has weight 0, so +inf.
     // u32, not usize: a 64-bit counter halves the vector width of the loop.
     let mut positive = 0u32;
     for i in 0..BLOCK {
@@ -576,11 +613,11 @@ fn e_block<E: Exp, const K: usize>(
         low[i] = if counted { lp[i] } else { f32::INFINITY };
         positive += u32::from(counted);
     }
-    st.log_likelihood.add(tree_sum(&wl));
+    st.log_likelihood.add(tree_sum(wl));
     st.count += positive as usize;
     // The worst point: the first one at the block's minimum, as a scan
     // point by point would find it.
-    let block_low = tree_min(&low);
+    let block_low = tree_min(low);
     if block_low < st.worst.0 {
         for ((&l, &x), &y) in low.iter().zip(&b.x).zip(&b.y) {
             if l == block_low {
@@ -590,7 +627,7 @@ fn e_block<E: Exp, const K: usize>(
         }
     }
     for ((ej, c), m) in e.iter().zip(&sc.comps).zip(st.moments.iter_mut()).take(k) {
-        m.add(block_moments(ej, c, b, &inv));
+        m.add(block_moments(ej, c, b, inv, h));
     }
 }
 
@@ -634,13 +671,18 @@ fn pow_row<E: Exp>(row: &mut [f32; BLOCK], max: &[f32; BLOCK], s: &mut [f32; BLO
 /// of a block (`r = e * inv`), each summed over the block by
 /// [`tree_sum`]'s fixed tree.
 #[inline(always)]
-fn block_moments(e: &[f32; BLOCK], c: &Terms, b: &Block, inv: &[f32; BLOCK]) -> [f32; 6] {
+fn block_moments(
+    e: &[f32; BLOCK],
+    c: &Terms,
+    b: &Block,
+    inv: &[f32; BLOCK],
+    h: &mut [[f32; BLOCK / 2]; 6],
+) -> [f32; 6] {
     // The first level of `tree_sum` (point i plus point i + BLOCK / 2)
     // fused into the loop that makes the moments, so no BLOCK-long
     // array per moment is built and re-read. (A loop over BLOCK / 4
     // lanes doing two levels is fully unrolled and vectorised worse; so
     // is a layout with the six moments in the lanes of `h[i]`.)
-    let mut h = [[0.0f32; BLOCK / 2]; 6];
     for i in 0..BLOCK / 2 {
         let j = i + BLOCK / 2;
         let (dx0, dy0) = (b.x[i] - c.mx, b.y[i] - c.my);
@@ -673,6 +715,7 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
     // The terms of a block: every entry used is written before it is read,
     // so it is zeroed once per pass, not once per block.
     let mut e = [[0.0f32; BLOCK]; K];
+    let mut work = Scratch::ZERO;
     if let Some(points) = data.as_point_slice() {
         // Points in memory: whole blocks, no call per point.
         let mut chunks = points.chunks_exact(BLOCK);
@@ -682,7 +725,7 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
                 *x = p[0];
                 *y = p[1];
             }
-            e_block::<E, K>(&sc, &b, &mut st, &mut e);
+            e_block::<E, K>(&sc, &b, &mut st, &mut e, &mut work);
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
@@ -694,7 +737,7 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
                 *y = p[1];
                 *w = 1.0;
             }
-            e_block::<E, K>(&sc, &b, &mut st, &mut e);
+            e_block::<E, K>(&sc, &b, &mut st, &mut e, &mut work);
         }
         return st.finish();
     }
@@ -708,7 +751,7 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
         b.w[i] = w;
         len = i + 1;
         if len == BLOCK {
-            e_block::<E, K>(&sc, &b, &mut st, &mut e);
+            e_block::<E, K>(&sc, &b, &mut st, &mut e, &mut work);
             len = 0;
         }
     });
@@ -723,7 +766,7 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
             *y = 0.0;
             *w = 0.0;
         }
-        e_block::<E, K>(&sc, &b, &mut st, &mut e);
+        e_block::<E, K>(&sc, &b, &mut st, &mut e, &mut work);
     }
     st.finish()
 }
