@@ -83,14 +83,25 @@ impl Moments {
     };
 
     /// Adds the six moments `v` of a point or a block (each as [`Sum::add`]).
+    /// Written out, not as a loop, for builds that do not unroll it
+    /// (opt-level s).
     #[inline]
     pub fn add(&mut self, v: [f32; 6]) {
-        for ((s, c), v) in self.sum.iter_mut().zip(&mut self.comp).zip(v) {
+        #[inline(always)]
+        fn kahan(s: &mut f32, c: &mut f32, v: f32) {
             let y = v - *c;
             let t = *s + y;
             *c = (t - *s) - y;
             *s = t;
         }
+        let [s0, s1, s2, s3, s4, s5] = &mut self.sum;
+        let [c0, c1, c2, c3, c4, c5] = &mut self.comp;
+        kahan(s0, c0, v[0]);
+        kahan(s1, c1, v[1]);
+        kahan(s2, c2, v[2]);
+        kahan(s3, c3, v[3]);
+        kahan(s4, c4, v[4]);
+        kahan(s5, c5, v[5]);
     }
 
     /// Adds one point of weight `r` at offset `(dx, dy)`.
@@ -329,12 +340,14 @@ fn tree_sum(v: &[f32; BLOCK]) -> f32 {
 }
 
 /// The rest of [`tree_sum`] from its first level, `h[i] = v[i] + v[i + BLOCK / 2]`.
+/// Written out rather than as a loop: a Cortex-M build at opt-level s does
+/// not unroll small loops, and this one runs six times per component and
+/// block.
 #[inline(always)]
 fn tree_sum_halves(h: &[f32; BLOCK / 2]) -> f32 {
-    let mut q = [0.0f32; BLOCK / 4];
-    for (i, s) in q.iter_mut().enumerate() {
-        *s = h[i] + h[i + BLOCK / 4];
-    }
+    const { assert!(BLOCK == 16) };
+    let [h0, h1, h2, h3, h4, h5, h6, h7] = *h;
+    let q = [h0 + h4, h1 + h5, h2 + h6, h3 + h7];
     (q[0] + q[2]) + (q[1] + q[3])
 }
 
