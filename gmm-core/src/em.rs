@@ -35,6 +35,16 @@ pub const MAX_WEIGHT: f32 = 1e12;
 /// smaller weights would make the moment sums subnormal and imprecise.
 pub const MIN_POSITIVE_WEIGHT: f32 = 1e-12;
 
+/// One step of Kahan summation: `v` added to `sum`, whose running
+/// rounding error is `comp`.
+#[inline(always)]
+fn kahan(sum: &mut f32, comp: &mut f32, v: f32) {
+    let y = v - *comp;
+    let t = *sum + y;
+    *comp = (t - *sum) - y;
+    *sum = t;
+}
+
 /// A Kahan-compensated f32 sum.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Sum {
@@ -50,10 +60,7 @@ impl Sum {
 
     #[inline]
     pub fn add(&mut self, v: f32) {
-        let y = v - self.comp;
-        let t = self.sum + y;
-        self.comp = (t - self.sum) - y;
-        self.sum = t;
+        kahan(&mut self.sum, &mut self.comp, v);
     }
 
     #[inline]
@@ -82,18 +89,11 @@ impl Moments {
         comp: [0.0; 6],
     };
 
-    /// Adds the six moments `v` of a point or a block (each as [`Sum::add`]).
-    /// Written out, not as a loop, for builds that do not unroll it
+    /// Adds the six moments `v` of a point or a block (one [`kahan`] step
+    /// each). Written out, not as a loop, for builds that do not unroll it
     /// (opt-level s).
     #[inline]
     pub fn add(&mut self, v: [f32; 6]) {
-        #[inline(always)]
-        fn kahan(s: &mut f32, c: &mut f32, v: f32) {
-            let y = v - *c;
-            let t = *s + y;
-            *c = (t - *s) - y;
-            *s = t;
-        }
         let [s0, s1, s2, s3, s4, s5] = &mut self.sum;
         let [c0, c1, c2, c3, c4, c5] = &mut self.comp;
         kahan(s0, c0, v[0]);
