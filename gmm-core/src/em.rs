@@ -729,6 +729,11 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
     // so it is zeroed once per pass, not once per block.
     let mut e = [[0.0f32; BLOCK]; K];
     let mut work = Scratch::ZERO;
+    // Points filled into `b` and not yet run: the last, partial block,
+    // padded below with weight 0 whichever way it was filled. The count
+    // lives outside `b`: kept in the block, it made a store-to-load round
+    // trip through memory on every point.
+    let mut len = 0usize;
     if let Some(points) = data.as_point_slice() {
         // Points in memory: whole blocks, no call per point.
         let mut chunks = points.chunks_exact(BLOCK);
@@ -741,33 +746,24 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
             e_block::<E, K>(&sc, &b, &mut st, &mut e, &mut work);
         }
         let rest = chunks.remainder();
-        if !rest.is_empty() {
-            b.x = [0.0; BLOCK];
-            b.y = [0.0; BLOCK];
-            b.w = [0.0; BLOCK];
-            for (((p, x), y), w) in rest.iter().zip(&mut b.x).zip(&mut b.y).zip(&mut b.w) {
-                *x = p[0];
-                *y = p[1];
-                *w = 1.0;
+        for ((p, x), y) in rest.iter().zip(&mut b.x).zip(&mut b.y) {
+            *x = p[0];
+            *y = p[1];
+        }
+        len = rest.len();
+    } else {
+        data.visit(|p, w| {
+            let i = len % BLOCK;
+            b.x[i] = p[0];
+            b.y[i] = p[1];
+            b.w[i] = w;
+            len = i + 1;
+            if len == BLOCK {
+                e_block::<E, K>(&sc, &b, &mut st, &mut e, &mut work);
+                len = 0;
             }
-            e_block::<E, K>(&sc, &b, &mut st, &mut e, &mut work);
-        }
-        return st.finish();
+        });
     }
-    // The fill count lives outside `b`: kept in the block, it made a
-    // store-to-load round trip through memory on every point.
-    let mut len = 0usize;
-    data.visit(|p, w| {
-        let i = len % BLOCK;
-        b.x[i] = p[0];
-        b.y[i] = p[1];
-        b.w[i] = w;
-        len = i + 1;
-        if len == BLOCK {
-            e_block::<E, K>(&sc, &b, &mut st, &mut e, &mut work);
-            len = 0;
-        }
-    });
     if len > 0 {
         for ((x, y), w) in
             b.x.iter_mut()
