@@ -56,10 +56,8 @@ impl Gaussian {
         let Some(ratio) = one_minus_r2(covariance) else {
             return Err(bad);
         };
-        if !precision(covariance, ratio).is_positive_definite()
-            || !whitening(covariance, ratio, 1.0)
-                .iter()
-                .all(|v| v.is_finite())
+        let p = precision(covariance, ratio);
+        if !p.is_positive_definite() || !whitening(covariance, p, 1.0).iter().all(|v| v.is_finite())
         {
             return Err(bad);
         }
@@ -95,7 +93,7 @@ impl Gaussian {
     /// once (the E-step folds its unit into the factor).
     #[inline]
     pub(crate) fn whitening_scaled(&self, scale: f32) -> [f32; 3] {
-        whitening(self.covariance, self.ratio(), scale)
+        whitening(self.covariance, self.precision(), scale)
     }
 
     /// The mean.
@@ -167,12 +165,12 @@ fn precision(covariance: SymMat2, ratio: f32) -> SymMat2 {
     )
 }
 
-/// The whitening factor of `covariance` from its `1 - r^2`, times `scale`:
-/// `P = W^T W` with `W = [[1 / sqrt(xx), 0], [P_xy / sqrt(P_yy), sqrt(P_yy)]]`
+/// The whitening factor of `covariance`, from its precision `p`, times
+/// `scale`: `P = W^T W` with
+/// `W = [[1 / sqrt(xx), 0], [P_xy / sqrt(P_yy), sqrt(P_yy)]]`
 /// (`P_xx - P_xy^2 / P_yy = 1 / xx`, so the first entry is formed without
 /// cancellation).
-fn whitening(covariance: SymMat2, ratio: f32, scale: f32) -> [f32; 3] {
-    let p = precision(covariance, ratio);
+fn whitening(covariance: SymMat2, p: SymMat2, scale: f32) -> [f32; 3] {
     let root = libm::sqrtf(p.yy);
     [
         scale / libm::sqrtf(covariance.xx),
