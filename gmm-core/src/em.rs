@@ -137,8 +137,9 @@ pub(crate) struct Pass<const K: usize> {
     pub moments: [Moments; K],
     pub centres: [Point; K],
     pub log_likelihood: Sum,
-    /// Lowest score seen (log-density, or minus the squared distance) and
-    /// its point: where an emptied component is re-seeded.
+    /// Lowest score seen (a point's largest log joint `ln(w_j N_j(x))`,
+    /// or minus the squared distance) and its point: where an emptied
+    /// component is re-seeded.
     pub worst: (f32, Point),
 }
 
@@ -351,6 +352,21 @@ fn tree_sum_halves(h: &[f32; BLOCK / 2]) -> f32 {
     (q[0] + q[2]) + (q[1] + q[3])
 }
 
+/// The two halves of a block's product in [`tree_sum`]'s pairwise order:
+/// `(v0 v8)(v4 v12) (v2 v10)(v6 v14)` and the same from `v1`.
+#[inline(always)]
+fn tree_product_halves(v: &[f32; BLOCK]) -> (f32, f32) {
+    let mut h = [0.0f32; BLOCK / 2];
+    for (i, p) in h.iter_mut().enumerate() {
+        *p = v[i] * v[i + BLOCK / 2];
+    }
+    let mut q = [0.0f32; BLOCK / 4];
+    for (i, p) in q.iter_mut().enumerate() {
+        *p = h[i] * h[i + BLOCK / 4];
+    }
+    (q[0] * q[2], q[1] * q[3])
+}
+
 /// Minimum of a block in the same fixed pairwise order as [`tree_sum`].
 #[inline(always)]
 fn tree_min(v: &[f32; BLOCK]) -> f32 {
@@ -377,7 +393,8 @@ trait Exp {
     const SKIP: f32;
     /// `base^x` for `SKIP <= x <= 0`.
     fn pow(x: f32) -> f32;
-    /// `ln x` for `x` in `[1, K]`.
+    /// `ln x` for `x` in `[1, K^8]`: a point's sum of terms, or the
+    /// product of eight of them.
     fn ln(x: f32) -> f32;
 }
 /// `-32 ln 2`: [`Exp::SKIP`] in nats.
@@ -515,7 +532,8 @@ impl<const K: usize> EScorer<K> {
 
     /// The careful path for point `i` of a block whose terms were all
     /// `-inf` or one of them NaN: non-finite terms floored. Writes the
-    /// point's terms to `e[..][i]`; returns their sum and `ln p(x)`.
+    /// point's terms to `e[..][i]`; returns their sum (at least 1) and
+    /// their largest log joint, the point's new `max`.
     #[cold]
     #[inline(never)]
     fn far_point<E: Exp>(&self, x: f32, y: f32, e: &mut [[f32; BLOCK]; K], i: usize) -> (f32, f32) {
@@ -537,7 +555,7 @@ impl<const K: usize> EScorer<K> {
             s += v;
         }
         // s >= 1: the largest term is 2^0.
-        (s, self.log_density::<E>(max, s))
+        (s, max)
     }
 }
 
@@ -550,10 +568,10 @@ impl<const K: usize> EScorer<K> {
 struct Scratch {
     /// The first level of each moment's tree (see [`block_moments`]).
     h: [[f32; BLOCK / 2]; 6],
-    /// Per point: `ln p(x)`, `w ln p(x)`, `w / s`, and `ln p(x)` of the
-    /// points with a positive weight (+inf for the others).
-    lp: [f32; BLOCK],
+    /// Per point, for the log-likelihood of a weighted block: `w ln p(x)`.
     wl: [f32; BLOCK],
+    /// Per point: `w / s`, and for a weighted block the largest log joint
+    /// of the points with a positive weight (+inf for the others).
     inv: [f32; BLOCK],
     low: [f32; BLOCK],
 }
@@ -561,17 +579,34 @@ struct Scratch {
 impl Scratch {
     const ZERO: Self = Self {
         h: [[0.0; BLOCK / 2]; 6],
-        lp: [0.0; BLOCK],
         wl: [0.0; BLOCK],
         inv: [0.0; BLOCK],
         low: [0.0; BLOCK],
     };
 }
 
+/// The careful path ([`EScorer::far_point`]) for the points of a block
+/// whose sum of terms is not at least 1.
+#[inline(never)]
+fn far_points<E: Exp, const K: usize>(
+    sc: &EScorer<K>,
+    b: &Block,
+    e: &mut [[f32; BLOCK]; K],
+    s: &mut [f32; BLOCK],
+    max: &mut [f32; BLOCK],
+) {
+    for i in 0..BLOCK {
+        if !(s[i] >= 1.0) {
+            (s[i], max[i]) = sc.far_point::<E>(b.x[i], b.y[i], e, i);
+        }
+    }
+}
+
 /// The E-step of one block: log-sum-exp per point (in base 2, shifted by
 /// each point's largest term), responsibilities, and their centred
 /// moments added to `st`. `e` holds the block's terms (zeroed once per
-/// pass), `_pass` the pass's [`Scratch`] (used on a Cortex-M only).
+/// pass), `_pass` the pass's [`Scratch`] (used on a Cortex-M only);
+/// `unit` says that every weight in `b` is 1 (a whole block of a slice).
 #[inline(never)]
 fn e_block<E: Exp, const K: usize>(
     sc: &EScorer<K>,
@@ -579,6 +614,7 @@ fn e_block<E: Exp, const K: usize>(
     st: &mut Pass<K>,
     e: &mut [[f32; BLOCK]; K],
     _pass: &mut Scratch,
+    unit: bool,
 ) {
     #[cfg(target_arch = "arm")]
     let work = _pass;
@@ -586,13 +622,7 @@ fn e_block<E: Exp, const K: usize>(
     let mut local = Scratch::ZERO;
     #[cfg(not(target_arch = "arm"))]
     let work = &mut local;
-    let Scratch {
-        h,
-        lp,
-        wl,
-        inv,
-        low,
-    } = work;
+    let Scratch { h, wl, inv, low } = work;
     let k = sc.k;
     let mut max = [LOG_FLOOR; BLOCK];
     for (ej, c) in e.iter_mut().zip(&sc.comps).take(k) {
@@ -603,45 +633,79 @@ fn e_block<E: Exp, const K: usize>(
         pow_row::<E>(ej, &max, &mut s);
     }
     // The largest term is 2^0, so s >= 1, unless no term was finite (or
-    // above the floor) or one was NaN: those points are redone carefully.
-    let mut odd = false;
-    for i in 0..BLOCK {
-        lp[i] = sc.log_density::<E>(max[i], s[i]);
-        odd |= !(s[i] >= 1.0);
-    }
-    if odd {
+    // above the floor) or one was NaN: then no term is 2^0 and s = 0, and
+    // the point is redone carefully.
+    let mut positive = BLOCK as u32;
+    let halves = if unit {
+        // Weights all 1: the block's log-likelihood, the sum of
+        // `shift + max / p + ln s`, is `BLOCK shift + (sum of max) / p +
+        // ln(product of s)`: two logarithms per block instead of one per
+        // point. Each `s` is 0 or in [1, K], so each half of the product
+        // tree is 0 or in [1, K^8], below 2^128; a 0 shows a point to redo.
+        let (mut lo, mut hi) = tree_product_halves(&s);
+        if !(lo >= 1.0 && hi >= 1.0) {
+            far_points::<E, K>(sc, b, e, &mut s, &mut max);
+            (lo, hi) = tree_product_halves(&s);
+        }
+        Some((lo, hi))
+    } else {
+        far_points::<E, K>(sc, b, e, &mut s, &mut max);
+        // `low`: the padding has weight 0, so +inf.
+        // u32, not usize: a 64-bit counter halves the vector width of the loop.
+        positive = 0;
         for i in 0..BLOCK {
-            if !(s[i] >= 1.0) {
-                (s[i], lp[i]) = sc.far_point::<E>(b.x[i], b.y[i], e, i);
-            }
+            let counted = b.w[i] > 0.0;
+            low[i] = if counted { max[i] } else { f32::INFINITY };
+            positive += u32::from(counted);
+            wl[i] = b.w[i] * sc.log_density::<E>(max[i], s[i]);
         }
-    }
-    // `low`: the padding has weight 0, so +inf.
-    // u32, not usize: a 64-bit counter halves the vector width of the loop.
-    let mut positive = 0u32;
+        None
+    };
     for i in 0..BLOCK {
-        wl[i] = b.w[i] * lp[i];
         inv[i] = b.w[i] / s[i];
-        let counted = b.w[i] > 0.0;
-        low[i] = if counted { lp[i] } else { f32::INFINITY };
-        positive += u32::from(counted);
-    }
-    st.log_likelihood.add(tree_sum(wl));
-    st.count += positive as usize;
-    // The worst point: the first one at the block's minimum, as a scan
-    // point by point would find it.
-    let block_low = tree_min(low);
-    if block_low < st.worst.0 {
-        for ((&l, &x), &y) in low.iter().zip(&b.x).zip(&b.y) {
-            if l == block_low {
-                st.worst = (l, [x, y]);
-                break;
-            }
-        }
     }
     for ((ej, c), m) in e.iter().zip(&sc.comps).zip(st.moments.iter_mut()).take(k) {
         m.add(block_moments(ej, c, b, inv, h));
     }
+    // The logarithms last: nothing above waits for them. On a Cortex-M
+    // one `tree_sum` serves both cases (smaller code).
+    #[cfg(target_arch = "arm")]
+    let sum = tree_sum(if unit { &max } else { wl });
+    #[cfg(not(target_arch = "arm"))]
+    let sum = if unit { tree_sum(&max) } else { tree_sum(wl) };
+    let ll = match halves {
+        Some((lo, hi)) => BLOCK as f32 * sc.shift + sum * (1.0 / E::PER_NAT) + ln_sum::<E>(lo, hi),
+        None => sum,
+    };
+    st.log_likelihood.add(ll);
+    st.count += positive as usize;
+    // The worst point: the first one at the block's minimum, as a scan
+    // point by point would find it. With weights all 1, `low` is `max`.
+    if unit {
+        *low = max;
+    }
+    let block_low = tree_min(low);
+    let score = sc.shift + block_low * (1.0 / E::PER_NAT);
+    if score < st.worst.0 {
+        for ((&l, &x), &y) in low.iter().zip(&b.x).zip(&b.y) {
+            if l == block_low {
+                st.worst = (score, [x, y]);
+                break;
+            }
+        }
+    }
+}
+
+/// `ln a + ln b`: as one two-lane operation on a vector target (two
+/// scalar logarithms made an AVX-512 build about 5 % slower at K = 3),
+/// as two calls on a Cortex-M (smaller).
+#[inline(always)]
+fn ln_sum<E: Exp>(a: f32, b: f32) -> f32 {
+    #[cfg(not(target_arch = "arm"))]
+    let [la, lb] = [a, b].map(E::ln);
+    #[cfg(target_arch = "arm")]
+    let (la, lb) = (E::ln(a), E::ln(b));
+    la + lb
 }
 
 /// One component's log joints for a block, and the running maximum.
@@ -714,6 +778,8 @@ fn block_moments(
 }
 
 fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) -> Stats<K> {
+    // The log-likelihood's products of eight sums in [1, K] stay finite.
+    const { assert!(K < 1 << 16, "at most 65535 components") };
     let sc = EScorer::new::<E>(model);
     let mut centres = [[0.0f32; 2]; K];
     for (c, s) in centres.iter_mut().zip(&sc.comps) {
@@ -743,7 +809,7 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
                 *x = p[0];
                 *y = p[1];
             }
-            e_block::<E, K>(&sc, &b, &mut st, &mut e, &mut work);
+            e_block::<E, K>(&sc, &b, &mut st, &mut e, &mut work, true);
         }
         let rest = chunks.remainder();
         for ((p, x), y) in rest.iter().zip(&mut b.x).zip(&mut b.y) {
@@ -752,15 +818,19 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
         }
         len = rest.len();
     } else {
+        // Whether the block's weights are all 1 so far.
+        let mut unit = true;
         data.visit(|p, w| {
             let i = len % BLOCK;
             b.x[i] = p[0];
             b.y[i] = p[1];
             b.w[i] = w;
+            unit &= w == 1.0;
             len = i + 1;
             if len == BLOCK {
-                e_block::<E, K>(&sc, &b, &mut st, &mut e, &mut work);
+                e_block::<E, K>(&sc, &b, &mut st, &mut e, &mut work, unit);
                 len = 0;
+                unit = true;
             }
         });
     }
@@ -775,7 +845,7 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
             *y = 0.0;
             *w = 0.0;
         }
-        e_block::<E, K>(&sc, &b, &mut st, &mut e, &mut work);
+        e_block::<E, K>(&sc, &b, &mut st, &mut e, &mut work, false);
     }
     st.finish()
 }

@@ -303,3 +303,60 @@ fn slice_blocks_match_point_by_point_visits() {
         }
     }
 }
+
+/// `ln p(x)` of the model in f64, by log-sum-exp over the components.
+fn log_density_f64(g: &Gmm<3>, p: Point) -> f64 {
+    let terms: Vec<f64> = g
+        .components()
+        .iter()
+        .zip(g.weights())
+        .map(|(c, &w)| {
+            let s = c.covariance();
+            let (xx, xy, yy) = (f64::from(s.xx), f64::from(s.xy), f64::from(s.yy));
+            let det = xx * yy - xy * xy;
+            let dx = f64::from(p[0]) - f64::from(c.mean()[0]);
+            let dy = f64::from(p[1]) - f64::from(c.mean()[1]);
+            let maha = (yy * dx * dx - 2.0 * xy * dx * dy + xx * dy * dy) / det;
+            f64::from(w).ln() - (2.0 * std::f64::consts::PI).ln() - 0.5 * det.ln() - 0.5 * maha
+        })
+        .collect();
+    let m = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    m + terms.iter().map(|t| (t - m).exp()).sum::<f64>().ln()
+}
+
+/// The E-step's log-likelihood against f64. Whole blocks of weight-1
+/// points take two logarithms of products of sums per block; weighted
+/// blocks (and a padded last block) one logarithm per point. Both must
+/// agree with f64 to about f32 rounding of the total, with points near
+/// the components and with points so far that every term underflows
+/// (the careful path), in both exp modes.
+#[test]
+fn block_log_likelihood_matches_f64() {
+    let g = start();
+    let (near, _) = seed_data(600, test_seed(12));
+    for exp in [ExpMode::Libm, ExpMode::Fast] {
+        for far in [false, true] {
+            let mut points = near.clone();
+            if far {
+                points[17] = [1e4, -1e4];
+                points[300] = [-3e3, 2.5];
+            }
+            let want: f64 = points.iter().map(|&p| log_density_f64(&g, p)).sum();
+            let scale: f64 = points.iter().map(|&p| log_density_f64(&g, p).abs()).sum();
+            // Weight 1: whole blocks take the product path, except the
+            // last 8 points (600 = 37 x 16 + 8) in a padded block.
+            let unit = f64::from(g.e_step(points.as_slice(), exp).log_likelihood());
+            // Weight 2 everywhere: one logarithm per point.
+            let twos = vec![2.0f32; points.len()];
+            let weighted = Weighted::new(&points, &twos).unwrap();
+            let doubled = f64::from(g.e_step(&weighted, exp).log_likelihood()) / 2.0;
+            for (what, got) in [("unit weights", unit), ("weight 2", doubled)] {
+                let err = (got - want).abs() / scale;
+                assert!(
+                    err <= 2e-7,
+                    "{exp:?} far {far} {what}: {got} against {want} (relative {err:e})"
+                );
+            }
+        }
+    }
+}
