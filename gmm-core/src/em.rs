@@ -602,8 +602,8 @@ fn far_points<E: Exp, const K: usize>(
     }
 }
 
-/// The E-step of one block: log-sum-exp per point (in base 2, shifted by
-/// each point's largest term), responsibilities, and their centred
+/// The E-step of one block: log-sum-exp per point (in the mode's base,
+/// shifted by each point's largest term), responsibilities, and their centred
 /// moments added to `st`. `e` holds the block's terms (zeroed once per
 /// pass), `_pass` the pass's [`Scratch`] (used on a Cortex-M only);
 /// `unit` says that every weight in `b` is 1 (a whole block of a slice).
@@ -632,9 +632,10 @@ fn e_block<E: Exp, const K: usize>(
     for ej in e.iter_mut().take(k) {
         pow_row::<E>(ej, &max, &mut s);
     }
-    // The largest term is 2^0, so s >= 1, unless no term was finite (or
-    // above the floor) or one was NaN: then no term is 2^0 and s = 0, and
-    // the point is redone carefully.
+    // The largest term is 2^0, so s >= 1, unless no log joint was finite
+    // and above the floor: then no term is 2^0, s = 0, and the point is
+    // redone carefully. (A NaN log joint is never the largest, and its
+    // term is 0.)
     let mut positive = BLOCK as u32;
     let halves = if unit {
         // Weights all 1: the block's log-likelihood, the sum of
