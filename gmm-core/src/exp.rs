@@ -18,10 +18,13 @@ pub enum ExpMode {
     /// `log2(e)` into the component parameters), and `2^x` is a degree-6
     /// polynomial after rounding `x`, at most 1.1e-7 relative error on
     /// [-125, 0]. The E-step's log-sum-exp then also takes a branch-free
-    /// logarithm (at most 2.7e-7 absolute error on its arguments, which
-    /// lie in [1, K]). Several times faster, and the whole E-step
-    /// vectorises. ([`ExpMode::exp`] in this mode is [`fast_exp`], the
-    /// natural-base twin: at most 2.4e-7 relative error on [-87.3, 0].)
+    /// logarithm (at most 2.7e-7 absolute error on [1, 64] and 1.0e-7
+    /// relative error over the normal range; its arguments are a point's
+    /// sum of terms, in [1, K], or for a block of points of weight 1 the
+    /// product of eight such sums, in [1, K^8]). Several times faster,
+    /// and the whole E-step vectorises. ([`ExpMode::exp`] in this mode is
+    /// [`fast_exp`], the natural-base twin: at most 2.4e-7 relative error
+    /// on [-87.3, 0].)
     Fast,
     /// micromath's `exp` (relative error up to about 1e-3 per the
     /// test in this module); the fastest on a Cortex-M, least accurate.
@@ -135,7 +138,8 @@ pub(crate) fn fast_exp2_nonpositive(x: f32) -> f32 {
 }
 
 /// `ln(x)` for positive normal `x`, as used for `ln sum_j exp(q_j - max)`
-/// (an argument in `[1, K]`) in the E-step's fast mode.
+/// (an argument in `[1, K]`) and for the logarithm of a product of eight
+/// such sums (in `[1, K^8]`) in the E-step's fast mode.
 ///
 /// `x = 2^e (1 + f)` with `1 + f` in `[sqrt(1/2), sqrt(2))`, found with
 /// integer operations only (the bits are moved so that the mantissa's
