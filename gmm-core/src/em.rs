@@ -330,6 +330,17 @@ struct Block {
     w: [f32; BLOCK],
 }
 
+impl Block {
+    /// Copies `points` (at most `BLOCK`) into the first coordinates.
+    #[inline(always)]
+    fn fill_xy(&mut self, points: &[Point]) {
+        for ((p, x), y) in points.iter().zip(&mut self.x).zip(&mut self.y) {
+            *x = p[0];
+            *y = p[1];
+        }
+    }
+}
+
 /// Sum of a block in a fixed pairwise order (vectorises; deterministic).
 #[inline(always)]
 fn tree_sum(v: &[f32; BLOCK]) -> f32 {
@@ -636,8 +647,7 @@ fn e_block<E: Exp, const K: usize>(
     // and above the floor: then no term is 2^0, s = 0, and the point is
     // redone carefully. (A NaN log joint is never the largest, and its
     // term is 0.)
-    let mut positive = BLOCK as u32;
-    let halves = if unit {
+    let (halves, positive) = if unit {
         // Weights all 1: the block's log-likelihood, the sum of
         // `shift + max / p + ln s`, is `BLOCK shift + (sum of max) / p +
         // ln(product of s)`: two logarithms per block instead of one per
@@ -648,19 +658,19 @@ fn e_block<E: Exp, const K: usize>(
             far_points::<E, K>(sc, b, e, &mut s, &mut max);
             (lo, hi) = tree_product_halves(&s);
         }
-        Some((lo, hi))
+        (Some((lo, hi)), BLOCK as u32)
     } else {
         far_points::<E, K>(sc, b, e, &mut s, &mut max);
         // `low`: the padding has weight 0, so +inf.
         // u32, not usize: a 64-bit counter halves the vector width of the loop.
-        positive = 0;
+        let mut positive = 0u32;
         for i in 0..BLOCK {
             let counted = b.w[i] > 0.0;
             low[i] = if counted { max[i] } else { f32::INFINITY };
             positive += u32::from(counted);
             wl[i] = b.w[i] * sc.log_density::<E>(max[i], s[i]);
         }
-        None
+        (None, positive)
     };
     for i in 0..BLOCK {
         inv[i] = b.w[i] / s[i];
@@ -806,17 +816,11 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
         let mut chunks = points.chunks_exact(BLOCK);
         b.w = [1.0; BLOCK];
         for chunk in &mut chunks {
-            for ((p, x), y) in chunk.iter().zip(&mut b.x).zip(&mut b.y) {
-                *x = p[0];
-                *y = p[1];
-            }
+            b.fill_xy(chunk);
             e_block::<E, K>(&sc, &b, &mut st, &mut e, &mut work, true);
         }
         let rest = chunks.remainder();
-        for ((p, x), y) in rest.iter().zip(&mut b.x).zip(&mut b.y) {
-            *x = p[0];
-            *y = p[1];
-        }
+        b.fill_xy(rest);
         len = rest.len();
     } else {
         // Whether the block's weights are all 1 so far.
