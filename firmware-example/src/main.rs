@@ -29,6 +29,10 @@ const BOARD: &str = "NUCLEO-F411RE";
 
 #[entry]
 fn main() -> ! {
+    // The fits' workspace, all zero bits: in .bss, off the stack.
+    // (cortex-m-rt makes it a `&'static mut` here, once.)
+    #[cfg(any(feature = "fit", feature = "minimal-fit"))]
+    static mut WORKSPACE: gmm_core::Workspace<{ fw::K_CAPACITY }> = gmm_core::Workspace::new();
     let stack_top = stack::top();
     stack::paint();
     let mut low_water = stack_top;
@@ -67,9 +71,9 @@ fn main() -> ! {
     );
 
     #[cfg(feature = "fit")]
-    let ok = fits::run(points, &mut low_water);
+    let ok = fits::run(points, WORKSPACE, &mut low_water);
     #[cfg(all(feature = "minimal-fit", not(feature = "fit")))]
-    let ok = minimal_fit(points);
+    let ok = minimal_fit(points, WORKSPACE);
     #[cfg(not(any(feature = "fit", feature = "minimal-fit")))]
     let ok = true;
 
@@ -83,19 +87,17 @@ fn main() -> ! {
     exit(ok);
 }
 
-/// The smallest use of the core, for its share of flash: `select_k` over
-/// k = 1..=K_MAX with plain `Gmm::fit` restarts, and the chosen k logged.
+/// The smallest use of the core, for its share of flash: `select_k_in`
+/// (a static workspace) over k = 1..=K_MAX, and the chosen k logged.
 #[cfg(all(feature = "minimal-fit", not(feature = "fit")))]
-fn minimal_fit(points: &heapless::Vec<Point, { fw::N_POINTS }>) -> bool {
+fn minimal_fit(
+    points: &heapless::Vec<Point, { fw::N_POINTS }>,
+    ws: &mut gmm_core::Workspace<{ fw::K_CAPACITY }>,
+) -> bool {
     let config = gmm_core::FitConfig::new(1)
         .with_n_init(fw::N_INIT)
         .with_seed(fw::FIT_SEED);
-    let selection = gmm_core::select_k::<{ fw::K_CAPACITY }, _>(
-        points,
-        &config,
-        fw::K_MAX,
-        gmm_core::Criterion::Bic,
-    );
+    let selection = gmm_core::select_k_in(ws, points, &config, fw::K_MAX, gmm_core::Criterion::Bic);
     match selection {
         Ok(s) => {
             defmt::info!("minimal best_k={=u32}", s.best_k as u32);
@@ -108,7 +110,9 @@ fn minimal_fit(points: &heapless::Vec<Point, { fw::N_POINTS }>) -> bool {
 #[cfg(feature = "fit")]
 mod fits {
     use firmware_example as fw;
-    use gmm_core::{Fit, FitConfig, Gmm, GmmError, Point, StreamingGmm, SufficientStats, Trace};
+    use gmm_core::{
+        Fit, FitConfig, Gmm, GmmError, Point, StreamingGmm, SufficientStats, Trace, Workspace,
+    };
 
     type Model = Gmm<{ fw::K_CAPACITY }>;
 
@@ -130,7 +134,11 @@ mod fits {
     }
 
     /// Runs every fit; false when any failed unexpectedly.
-    pub fn run(points: &heapless::Vec<Point, { fw::N_POINTS }>, low_water: &mut usize) -> bool {
+    pub fn run(
+        points: &heapless::Vec<Point, { fw::N_POINTS }>,
+        ws: &mut Workspace<{ fw::K_CAPACITY }>,
+        low_water: &mut usize,
+    ) -> bool {
         let Some(rec) = cortex_m::singleton!(: Recorder = Recorder {
             entries: heapless::Vec::new(),
             dropped: 0,
@@ -143,11 +151,12 @@ mod fits {
         let mut id = 0u32;
         let mut ok = true;
         defmt::info!(
-            "size model_bytes={=u32} fit_bytes={=u32} stats_bytes={=u32} stream_bytes={=u32}",
+            "size model_bytes={=u32} fit_bytes={=u32} stats_bytes={=u32} stream_bytes={=u32} workspace_bytes={=u32}",
             core::mem::size_of::<Model>() as u32,
             core::mem::size_of::<Fit<{ fw::K_CAPACITY }>>() as u32,
             core::mem::size_of::<SufficientStats<{ fw::K_CAPACITY }>>() as u32,
-            core::mem::size_of::<StreamingGmm<{ fw::K_CAPACITY }>>() as u32
+            core::mem::size_of::<StreamingGmm<{ fw::K_CAPACITY }>>() as u32,
+            core::mem::size_of::<Workspace<{ fw::K_CAPACITY }>>() as u32
         );
 
         // Model selection: k = 1..=K_MAX, lowest BIC wins (as select_k).
@@ -159,12 +168,14 @@ mod fits {
             log_config(id, &config, fw::WARM_NONE, true);
             rec.entries.clear();
             rec.dropped = 0;
-            let result = measure(id, low_water, || Model::fit_traced(points, &config, rec));
+            let result = measure(id, low_water, || {
+                Model::fit_traced_in(ws, points, &config, rec)
+            });
             log_trace(id, rec);
             match result {
                 Ok(fit) => {
                     let bic = fit.report.bic();
-                    log_fit(id, &fit, bic);
+                    log_fit(id, fit, bic);
                     if best.is_none_or(|(b, _, _, _)| bic < b) {
                         best = Some((bic, id, k, fit.model));
                     }
@@ -194,11 +205,23 @@ mod fits {
             }
         }
 
-        // The chosen k once more as an application would fit it: plain
-        // `Gmm::fit`, no trace. Its stack is the figure for the fit alone.
+        // The chosen k once more as an application would fit it, no trace:
+        // `Gmm::fit_in` with the static workspace (its stack is the figure
+        // for the fit alone), then `Gmm::fit`, whose workspace is on the
+        // stack.
         if let Some((_, _, k, _)) = best {
             let config = base.with_k(k);
             log_config(id, &config, fw::WARM_NONE, false);
+            match measure(id, low_water, || Model::fit_in(ws, points, &config)) {
+                Ok(fit) => log_fit(id, fit, fit.report.bic()),
+                Err(e) => {
+                    log_error(id, k, e);
+                    ok = false;
+                }
+            }
+            id += 1;
+            log_config(id, &config, fw::WARM_NONE, false);
+            defmt::info!("onstack fit={=u32}", id);
             match measure(id, low_water, || Model::fit(points, &config)) {
                 Ok(fit) => log_fit(id, &fit, fit.report.bic()),
                 Err(e) => {
@@ -225,10 +248,10 @@ mod fits {
                 log_config(id, &config, fw::WARM_BENCH_START, true);
                 rec.entries.clear();
                 rec.dropped = 0;
-                let result = measure(id, low_water, || start.refine(points, &config, rec));
+                let result = measure(id, low_water, || start.refine_in(ws, points, &config, rec));
                 log_trace(id, rec);
                 match result {
-                    Ok(fit) => log_fit(id, &fit, fit.report.bic()),
+                    Ok(fit) => log_fit(id, fit, fit.report.bic()),
                     Err(e) => {
                         log_error(id, start.k(), e);
                         ok = false;

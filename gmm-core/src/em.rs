@@ -144,27 +144,36 @@ pub(crate) struct Pass<const K: usize> {
 }
 
 impl<const K: usize> Pass<K> {
-    pub fn new(k: usize, centres: [Point; K]) -> Self {
-        Self {
-            k,
-            count: 0,
-            moments: [Moments::ZERO; K],
-            centres,
-            log_likelihood: Sum::ZERO,
-            worst: (f32::INFINITY, [0.0; 2]),
-        }
+    pub const ZERO: Self = Self {
+        k: 0,
+        count: 0,
+        moments: [Moments::ZERO; K],
+        centres: [[0.0; 2]; K],
+        log_likelihood: Sum::ZERO,
+        worst: (0.0, [0.0; 2]),
+    };
+
+    /// Starts a pass of `k` components, in place (a `Pass` for K = 8 is
+    /// 476 bytes: no temporary copy on the stack); the caller sets
+    /// `centres`.
+    pub fn reset(&mut self, k: usize) {
+        self.k = k;
+        self.count = 0;
+        self.moments = [Moments::ZERO; K];
+        self.log_likelihood = Sum::ZERO;
+        self.worst = (f32::INFINITY, [0.0; 2]);
     }
 
     /// The pass's statistics: its compensated sums, resolved to f32.
-    pub fn finish(&self) -> Stats<K> {
-        Stats {
-            k: self.k,
-            count: self.count,
-            moments: self.moments.map(|m| m.value()),
-            centres: self.centres,
-            log_likelihood: self.log_likelihood.value(),
-            worst: self.worst,
+    pub fn finish(&self, out: &mut Stats<K>) {
+        out.k = self.k;
+        out.count = self.count;
+        for (o, m) in out.moments.iter_mut().zip(&self.moments) {
+            *o = m.value();
         }
+        out.centres = self.centres;
+        out.log_likelihood = self.log_likelihood.value();
+        out.worst = self.worst;
     }
 }
 
@@ -178,6 +187,17 @@ pub(crate) struct Sums {
     pub sxx: f32,
     pub sxy: f32,
     pub syy: f32,
+}
+
+impl Sums {
+    const ZERO: Self = Self {
+        n: 0.0,
+        sx: 0.0,
+        sy: 0.0,
+        sxx: 0.0,
+        sxy: 0.0,
+        syy: 0.0,
+    };
 }
 
 /// What one pass over the data produced: per-component moments centred
@@ -197,6 +217,15 @@ pub(crate) struct Stats<const K: usize> {
 }
 
 impl<const K: usize> Stats<K> {
+    pub const ZERO: Self = Self {
+        k: 0,
+        count: 0,
+        moments: [Sums::ZERO; K],
+        centres: [[0.0; 2]; K],
+        log_likelihood: 0.0,
+        worst: (0.0, [0.0; 2]),
+    };
+
     /// Adds the statistics of another pass with the same centres (another
     /// chunk of the data): the parallel E-step's reduction.
     pub fn merge(&mut self, other: &Self) {
@@ -324,6 +353,7 @@ pub fn summarise<P: Points + ?Sized>(data: &P) -> Result<Summary, GmmError> {
 }
 
 /// A block of points in structure-of-arrays form, padded with weight 0.
+#[derive(Clone, Debug)]
 struct Block {
     x: [f32; BLOCK],
     y: [f32; BLOCK],
@@ -475,6 +505,25 @@ struct Terms {
 }
 
 impl Terms {
+    const ZERO: Self = Self {
+        mx: 0.0,
+        my: 0.0,
+        a: 0.0,
+        e: 0.0,
+        c: 0.0,
+        c2: 0.0,
+    };
+
+    /// A component beyond `k`.
+    const UNUSED: Self = Self {
+        mx: 0.0,
+        my: 0.0,
+        a: 0.0,
+        e: 0.0,
+        c: 0.0,
+        c2: LOG_FLOOR,
+    };
+
     #[inline(always)]
     fn log2_joint(&self, x: f32, y: f32) -> f32 {
         let dx = x - self.mx;
@@ -495,7 +544,14 @@ struct EScorer<const K: usize> {
 }
 
 impl<const K: usize> EScorer<K> {
-    fn new<E: Exp>(model: &Gmm<K>) -> Self {
+    const ZERO: Self = Self {
+        k: 0,
+        shift: 0.0,
+        comps: [Terms::ZERO; K],
+    };
+
+    /// Unpacks `model`, in place.
+    fn init<E: Exp>(&mut self, model: &Gmm<K>) {
         let scale = libm::sqrtf(0.5 * E::PER_NAT);
         let constant = |g: &Gaussian, w: f32| {
             let c0 = libm::logf(w) + g.log_normaliser();
@@ -507,15 +563,8 @@ impl<const K: usize> EScorer<K> {
             *c0 = constant(g, w);
             shift = if *c0 > shift { *c0 } else { shift };
         }
-        let mut comps = [Terms {
-            mx: 0.0,
-            my: 0.0,
-            a: 0.0,
-            e: 0.0,
-            c: 0.0,
-            c2: LOG_FLOOR,
-        }; K];
-        for ((t, g), &c0) in comps.iter_mut().zip(model.components()).zip(&c0s) {
+        self.comps = [Terms::UNUSED; K];
+        for ((t, g), &c0) in self.comps.iter_mut().zip(model.components()).zip(&c0s) {
             let [mx, my] = g.mean();
             let [a, e, c] = g.whitening_scaled(scale);
             *t = Terms {
@@ -527,11 +576,8 @@ impl<const K: usize> EScorer<K> {
                 c2: (c0 - shift) * E::PER_NAT,
             };
         }
-        Self {
-            k: model.k(),
-            shift,
-            comps,
-        }
+        self.k = model.k();
+        self.shift = shift;
     }
 
     /// `ln p(x)` from a point's largest log joint `m` (in the mode's unit,
@@ -576,6 +622,7 @@ impl<const K: usize> EScorer<K> {
 /// zeroing them per block); a vector target zeroes a set of its own per
 /// block, which its optimiser keeps in registers (the same buffers held
 /// for the pass made an AVX-512 build 20 % slower).
+#[derive(Clone, Debug)]
 struct Scratch {
     /// The first level of each moment's tree (see [`block_moments`]).
     h: [[f32; BLOCK / 2]; 6],
@@ -791,24 +838,60 @@ fn block_moments(
     core::array::from_fn(|m| tree_sum_halves(&h[m]))
 }
 
-fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) -> Stats<K> {
+/// The buffers of one E-step pass, kept between passes (in a
+/// [`Workspace`] or on the stack): 1 764 bytes for K = 8 on a Cortex-M, off
+/// the stack when the workspace is a `static`. Every entry a block uses is written
+/// before it is read, so nothing here is zeroed per pass.
+pub(crate) struct PassWork<const K: usize> {
+    sc: EScorer<K>,
+    st: Pass<K>,
+    b: Block,
+    /// The terms of a block.
+    e: [[f32; BLOCK]; K],
+    /// Per-block buffers (a Cortex-M's; see [`Scratch`]).
+    scratch: Scratch,
+}
+
+impl<const K: usize> PassWork<K> {
+    /// The running sums (also used by the initialisation's hard
+    /// assignment).
+    pub fn pass_mut(&mut self) -> &mut Pass<K> {
+        &mut self.st
+    }
+
+    pub const ZERO: Self = Self {
+        sc: EScorer::ZERO,
+        st: Pass::ZERO,
+        b: Block {
+            x: [0.0; BLOCK],
+            y: [0.0; BLOCK],
+            w: [0.0; BLOCK],
+        },
+        e: [[0.0; BLOCK]; K],
+        scratch: Scratch::ZERO,
+    };
+}
+
+fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(
+    model: &Gmm<K>,
+    data: &P,
+    work: &mut PassWork<K>,
+    out: &mut Stats<K>,
+) {
     // The log-likelihood's products of eight sums in [1, K] stay finite.
     const { assert!(K < 1 << 16, "at most 65535 components") };
-    let sc = EScorer::new::<E>(model);
-    let mut centres = [[0.0f32; 2]; K];
-    for (c, s) in centres.iter_mut().zip(&sc.comps) {
+    let PassWork {
+        sc,
+        st,
+        b,
+        e,
+        scratch,
+    } = work;
+    sc.init::<E>(model);
+    st.reset(model.k());
+    for (c, s) in st.centres.iter_mut().zip(&sc.comps) {
         *c = [s.mx, s.my];
     }
-    let mut st = Pass::new(model.k(), centres);
-    let mut b = Block {
-        x: [0.0; BLOCK],
-        y: [0.0; BLOCK],
-        w: [0.0; BLOCK],
-    };
-    // The terms of a block: every entry used is written before it is read,
-    // so it is zeroed once per pass, not once per block.
-    let mut e = [[0.0f32; BLOCK]; K];
-    let mut work = Scratch::ZERO;
     // Points filled into `b` and not yet run: the last, partial block,
     // padded below with weight 0 whichever way it was filled. The count
     // lives outside `b`: kept in the block, it made a store-to-load round
@@ -820,7 +903,7 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
         b.w = [1.0; BLOCK];
         for chunk in &mut chunks {
             b.fill_xy(chunk);
-            e_block::<E, K>(&sc, &b, &mut st, &mut e, &mut work, true);
+            e_block::<E, K>(sc, b, st, e, scratch, true);
         }
         let rest = chunks.remainder();
         b.fill_xy(rest);
@@ -836,7 +919,7 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
             unit &= w == 1.0;
             len = i + 1;
             if len == BLOCK {
-                e_block::<E, K>(&sc, &b, &mut st, &mut e, &mut work, unit);
+                e_block::<E, K>(sc, b, st, e, scratch, unit);
                 len = 0;
                 unit = true;
             }
@@ -853,23 +936,25 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(model: &Gmm<K>, data: &P) 
             *y = 0.0;
             *w = 0.0;
         }
-        e_block::<E, K>(&sc, &b, &mut st, &mut e, &mut work, false);
+        e_block::<E, K>(sc, b, st, e, scratch, false);
     }
-    st.finish()
+    st.finish(out);
 }
 
-/// One E-step pass: statistics centred on the model's means, total
-/// log-likelihood, worst point.
+/// One E-step pass into `out`: statistics centred on the model's means,
+/// total log-likelihood, worst point.
 pub(crate) fn e_step<const K: usize, P: Points + ?Sized>(
     model: &Gmm<K>,
     data: &P,
     exp: ExpMode,
-) -> Stats<K> {
+    work: &mut PassWork<K>,
+    out: &mut Stats<K>,
+) {
     match exp {
-        ExpMode::Libm => e_pass::<LibmExp, K, P>(model, data),
-        ExpMode::Fast => e_pass::<FastExp, K, P>(model, data),
+        ExpMode::Libm => e_pass::<LibmExp, K, P>(model, data, work, out),
+        ExpMode::Fast => e_pass::<FastExp, K, P>(model, data, work, out),
         #[cfg(feature = "micromath")]
-        ExpMode::Micromath => e_pass::<MicroExp, K, P>(model, data),
+        ExpMode::Micromath => e_pass::<MicroExp, K, P>(model, data, work, out),
     }
 }
 
@@ -909,7 +994,7 @@ pub(crate) fn m_step<const K: usize>(
     Ok(model)
 }
 
-/// [`m_step`] into `out` (left unchanged on an error).
+/// [`m_step`] into `out` (which is not a valid model after an error).
 pub(crate) fn m_step_into<const K: usize>(
     st: &Stats<K>,
     reg_covar: f32,
@@ -933,8 +1018,9 @@ pub(crate) fn m_step_into<const K: usize>(
     } else {
         reg_covar
     };
-    let mut gaussians = [Gaussian::STANDARD; K];
-    let mut nks = [0.0f32; K];
+    // Written in place (a second model on the stack was 228 bytes for
+    // K = 8); the components beyond k are reset as `Gmm::new` leaves them.
+    let (nks, gaussians) = out.parts_mut(k);
     let mut worst_used = false;
     let mut total = 0.0f32;
     for (j, (((m, &centre), nk_out), g_out)) in st
@@ -982,7 +1068,6 @@ pub(crate) fn m_step_into<const K: usize>(
     for nk in nks.iter_mut().take(k) {
         *nk /= total;
     }
-    *out = Gmm::from_parts(k, nks, gaussians);
     Ok(())
 }
 
@@ -1065,7 +1150,9 @@ impl<const K: usize> Gmm<K> {
     /// [`Gmm::fit`]); non-finite points make the statistics non-finite
     /// and the M-step fail.
     pub fn e_step<P: Points + ?Sized>(&self, data: &P, exp: ExpMode) -> SufficientStats<K> {
-        SufficientStats(e_step(self, data, exp))
+        let (mut work, mut out) = (PassWork::ZERO, Stats::ZERO);
+        e_step(self, data, exp, &mut work, &mut out);
+        SufficientStats(out)
     }
 }
 
@@ -1096,6 +1183,23 @@ pub struct FitReport {
 }
 
 impl FitReport {
+    /// All zero, for a workspace's result before its first fit.
+    const ZERO: Self = Self {
+        k: 0,
+        n_iter: 0,
+        converged: false,
+        log_likelihood: 0.0,
+        mean_log_likelihood: 0.0,
+        n_points: 0,
+        total_weight: 0.0,
+        restart: 0,
+        failed_restarts: 0,
+        guards: Guards {
+            reseeded: 0,
+            floored: 0,
+        },
+    };
+
     /// The number of free parameters, `6k - 1`.
     #[must_use]
     pub const fn n_parameters(&self) -> usize {
@@ -1125,19 +1229,22 @@ pub struct Fit<const K: usize> {
     pub report: FitReport,
 }
 
-/// EM from `model` until `tol` or `max_iter`, updating `model` in place
-/// (one model and one set of statistics on the stack).
+/// EM from `ws.model` until `tol` or `max_iter`, updating it in place
+/// (the statistics and the pass's buffers in `ws` too).
 fn run_em<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
     data: &P,
     summary: &Summary,
     config: &FitConfig,
-    model: &mut Gmm<K>,
+    ws: &mut Workspace<K>,
     restart: u32,
     trace: &mut T,
 ) -> Result<FitReport, GmmError> {
+    let Workspace {
+        pass, stats, model, ..
+    } = ws;
     let w = summary.total_weight;
-    let mut st = e_step(model, data, config.exp);
-    let mut mean_ll = st.log_likelihood / w;
+    e_step(model, data, config.exp, pass, stats);
+    let mut mean_ll = stats.log_likelihood / w;
     if !mean_ll.is_finite() {
         return Err(GmmError::Diverged);
     }
@@ -1146,10 +1253,10 @@ fn run_em<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
     let mut n_iter = 0;
     let mut converged = false;
     while n_iter < config.max_iter {
-        m_step_into(&st, config.reg_covar, &mut guards, model)?;
+        m_step_into(stats, config.reg_covar, &mut guards, model)?;
         n_iter += 1;
-        st = e_step(model, data, config.exp);
-        let next = st.log_likelihood / w;
+        e_step(model, data, config.exp, pass, stats);
+        let next = stats.log_likelihood / w;
         if !next.is_finite() {
             return Err(GmmError::Diverged);
         }
@@ -1165,7 +1272,7 @@ fn run_em<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
         k: model.k(),
         n_iter,
         converged,
-        log_likelihood: st.log_likelihood,
+        log_likelihood: stats.log_likelihood,
         mean_log_likelihood: mean_ll,
         n_points: summary.n_positive,
         total_weight: w,
@@ -1196,23 +1303,22 @@ pub(crate) fn validate<const K: usize, P: Points + ?Sized>(
     Ok(summary)
 }
 
-/// Validates, then runs every restart and keeps the best.
-pub(crate) fn fit<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
+/// Validates, then runs every restart and keeps the best in `ws.best`.
+pub(crate) fn fit<'w, const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
+    ws: &'w mut Workspace<K>,
     data: &P,
     config: &FitConfig,
     warm: Option<&Gmm<K>>,
     trace: &mut T,
-) -> Result<Fit<K>, GmmError> {
+) -> Result<&'w Fit<K>, GmmError> {
     let k = warm.map_or(config.k, Gmm::k);
     let summary = validate::<K, P>(data, config, k)?;
     let config = FitConfig { k, ..*config };
     let runs = if warm.is_some() { 1 } else { config.n_init };
     let mut streams = Xoshiro128PlusPlus::seed_from_u64(config.seed);
-    // The best restart so far and the one running: two models on the
-    // stack, whatever the number of restarts.
+    // The best restart so far and the one running: two models in the
+    // workspace, whatever the number of restarts.
     let mut best: Option<FitReport> = None;
-    let mut best_model = Gmm::empty(k);
-    let mut model = Gmm::empty(k);
     let mut failed = 0;
     let mut last_error = GmmError::Diverged;
     for restart in 0..runs {
@@ -1220,17 +1326,17 @@ pub(crate) fn fit<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
         streams.jump();
         let run = match warm {
             Some(g) => {
-                model = *g;
+                ws.model = *g;
                 Ok(())
             }
-            None => crate::init::initialise(data, &summary, &config, &mut rng).map(|g| model = g),
+            None => crate::init::initialise(data, &summary, &config, &mut rng, ws),
         }
-        .and_then(|()| run_em(data, &summary, &config, &mut model, restart, trace));
+        .and_then(|()| run_em(data, &summary, &config, ws, restart, trace));
         match run {
             Ok(report) => {
                 if best.is_none_or(|b| report.log_likelihood > b.log_likelihood) {
                     best = Some(report);
-                    best_model = model;
+                    ws.best.model = ws.model;
                 }
             }
             Err(e) => {
@@ -1241,10 +1347,65 @@ pub(crate) fn fit<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
     }
     let mut report = best.ok_or(last_error)?;
     report.failed_restarts = failed;
-    Ok(Fit {
-        model: best_model,
-        report,
-    })
+    ws.best.report = report;
+    Ok(&ws.best)
+}
+
+/// The memory a fit works in besides its stack: the E-step's sums and
+/// block buffers, the statistics, and the model of the running restart
+/// and the best one: 2 500 bytes for `K = 8` on a Cortex-M.
+///
+/// [`Gmm::fit`] and the other fits keep one on the stack. The `_in`
+/// variants ([`Gmm::fit_in`], [`Gmm::refine_in`],
+/// [`select_k_in`](crate::select_k_in)) take it from the caller, so a
+/// firmware can place it in a `static` and keep the fit's stack small
+/// (under 1 KiB for `K = 8` on a Cortex-M4); reusing one needs no reset.
+///
+/// # Examples
+/// ```
+/// use gmm_core::{FitConfig, Gmm, Workspace};
+/// let points = [[0.0, 0.1], [0.2, -0.1], [-0.1, 0.0], [5.0, 5.1], [5.2, 4.9], [4.9, 5.0]];
+/// let mut ws = Workspace::<4>::new();
+/// let fit = Gmm::fit_in(&mut ws, &points, &FitConfig::new(2))?;
+/// assert_eq!(*fit, Gmm::<4>::fit(&points, &FitConfig::new(2))?);
+/// # Ok::<(), gmm_core::GmmError>(())
+/// ```
+pub struct Workspace<const K: usize> {
+    pub(crate) pass: PassWork<K>,
+    pub(crate) stats: Stats<K>,
+    pub(crate) model: Gmm<K>,
+    pub(crate) best: Fit<K>,
+}
+
+impl<const K: usize> Workspace<K> {
+    /// A workspace for fits of up to `K` components (`const`, for a
+    /// `static`).
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            pass: PassWork::ZERO,
+            stats: Stats::ZERO,
+            model: Gmm::EMPTY,
+            best: Fit {
+                model: Gmm::EMPTY,
+                report: FitReport::ZERO,
+            },
+        }
+    }
+}
+
+impl<const K: usize> Default for Workspace<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const K: usize> core::fmt::Debug for Workspace<K> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Workspace")
+            .field("capacity", &K)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<const K: usize> Gmm<K> {
@@ -1275,7 +1436,7 @@ impl<const K: usize> Gmm<K> {
     /// # Ok::<(), gmm_core::GmmError>(())
     /// ```
     pub fn fit<P: Points + ?Sized>(data: &P, config: &FitConfig) -> Result<Fit<K>, GmmError> {
-        fit(data, config, None, &mut ())
+        Self::fit_in(&mut Workspace::new(), data, config).copied()
     }
 
     /// [`Gmm::fit`], calling `trace` once per iteration of every restart.
@@ -1287,7 +1448,7 @@ impl<const K: usize> Gmm<K> {
         config: &FitConfig,
         trace: &mut T,
     ) -> Result<Fit<K>, GmmError> {
-        fit(data, config, None, trace)
+        Self::fit_traced_in(&mut Workspace::new(), data, config, trace).copied()
     }
 
     /// Continues EM from this model (a warm start: no initialisation, one
@@ -1303,6 +1464,52 @@ impl<const K: usize> Gmm<K> {
         config: &FitConfig,
         trace: &mut T,
     ) -> Result<Fit<K>, GmmError> {
-        fit(data, config, Some(self), trace)
+        self.refine_in(&mut Workspace::new(), data, config, trace)
+            .copied()
+    }
+
+    /// [`Gmm::fit`] in the caller's [`Workspace`] (for example a
+    /// `static`) instead of one on the stack: the same result, bit for
+    /// bit, left in the workspace (copy it, `*fit`, to keep it past the
+    /// workspace's next fit). No model-sized value passes through the
+    /// stack.
+    ///
+    /// # Errors
+    /// As [`Gmm::fit`].
+    pub fn fit_in<'w, P: Points + ?Sized>(
+        ws: &'w mut Workspace<K>,
+        data: &P,
+        config: &FitConfig,
+    ) -> Result<&'w Fit<K>, GmmError> {
+        fit(ws, data, config, None, &mut ())
+    }
+
+    /// [`Gmm::fit_traced`] in the caller's [`Workspace`] (see
+    /// [`Gmm::fit_in`]).
+    ///
+    /// # Errors
+    /// As [`Gmm::fit`].
+    pub fn fit_traced_in<'w, P: Points + ?Sized, T: Trace + ?Sized>(
+        ws: &'w mut Workspace<K>,
+        data: &P,
+        config: &FitConfig,
+        trace: &mut T,
+    ) -> Result<&'w Fit<K>, GmmError> {
+        fit(ws, data, config, None, trace)
+    }
+
+    /// [`Gmm::refine`] in the caller's [`Workspace`] (see
+    /// [`Gmm::fit_in`]).
+    ///
+    /// # Errors
+    /// As [`Gmm::fit`].
+    pub fn refine_in<'w, P: Points + ?Sized, T: Trace + ?Sized>(
+        &self,
+        ws: &'w mut Workspace<K>,
+        data: &P,
+        config: &FitConfig,
+        trace: &mut T,
+    ) -> Result<&'w Fit<K>, GmmError> {
+        fit(ws, data, config, Some(self), trace)
     }
 }

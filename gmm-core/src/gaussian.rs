@@ -29,6 +29,15 @@ impl Gaussian {
         log_norm: -LN_2PI,
     };
 
+    /// All fields 0 (not a valid Gaussian): the content of buffers that
+    /// are written before they are read, so that they are all-zero bits
+    /// (`.bss`, a `memset`, not an image in flash).
+    pub(crate) const ZEROED: Self = Self {
+        mean: [0.0, 0.0],
+        covariance: SymMat2::ZERO,
+        log_norm: 0.0,
+    };
+
     /// A Gaussian with the given mean and covariance.
     ///
     /// # Errors

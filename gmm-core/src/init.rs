@@ -1,43 +1,56 @@
 //! Where EM starts: k-means++ seeding, random data points, or the
 //! notebook's standard-normal means. All in O(K) memory, a few passes.
 
-use crate::em::{Guards, Pass, Summary, m_step};
+use crate::em::{Guards, Summary, Workspace, m_step_into};
 use crate::sample::{below, standard_normal_pair, uniform};
 use crate::{FitConfig, Gmm, GmmError, InitMethod, Point, Points, SymMat2};
 use rand_core::Rng;
 
-/// Starting parameters for one restart.
+/// Starting parameters for one restart, into `ws.model`.
 pub(crate) fn initialise<const K: usize, P: Points + ?Sized, R: Rng + ?Sized>(
     data: &P,
     summary: &Summary,
     config: &FitConfig,
     rng: &mut R,
-) -> Result<Gmm<K>, GmmError> {
+    ws: &mut Workspace<K>,
+) -> Result<(), GmmError> {
     let k = config.k;
     match config.init {
         InitMethod::KMeansPlusPlus => {
             let centres = kmeans_plus_plus::<K, P, R>(data, summary, k, rng);
-            hard_assignment(data, config, centres)
+            hard_assignment(data, config, &centres, ws)
         }
         InitMethod::RandomFromData => {
             let centres = random_points::<K, P, R>(data, k, rng);
-            hard_assignment(data, config, centres)
+            hard_assignment(data, config, &centres, ws)
         }
-        InitMethod::StandardNormal => {
-            let mut weights = [0.0f32; K];
-            let mut means = [[0.0f32; 2]; K];
-            for (w, m) in weights.iter_mut().zip(means.iter_mut()).take(k) {
-                *w = 1.0 / k as f32;
-                *m = standard_normal_pair(rng);
-            }
-            let covs = [SymMat2::IDENTITY; K];
-            Gmm::new(
-                weights.get(..k).unwrap_or(&[]),
-                means.get(..k).unwrap_or(&[]),
-                covs.get(..k).unwrap_or(&[]),
-            )
-        }
+        InitMethod::StandardNormal => standard_normal_means(k, rng, &mut ws.model),
     }
+}
+
+/// The notebook's start, into `out`: equal weights, standard-normal
+/// means, identity covariances. In a frame of its own: its arrays and the
+/// model it builds made the frame that calls the other starts, on the
+/// fit's deepest path, 1 KiB deep.
+#[inline(never)]
+fn standard_normal_means<const K: usize, R: Rng + ?Sized>(
+    k: usize,
+    rng: &mut R,
+    out: &mut Gmm<K>,
+) -> Result<(), GmmError> {
+    let mut weights = [0.0f32; K];
+    let mut means = [[0.0f32; 2]; K];
+    for (w, m) in weights.iter_mut().zip(means.iter_mut()).take(k) {
+        *w = 1.0 / k as f32;
+        *m = standard_normal_pair(rng);
+    }
+    let covs = [SymMat2::IDENTITY; K];
+    *out = Gmm::new(
+        weights.get(..k).unwrap_or(&[]),
+        means.get(..k).unwrap_or(&[]),
+        covs.get(..k).unwrap_or(&[]),
+    )?;
+    Ok(())
 }
 
 /// Squared distance from `p` to the nearest of `centres`.
@@ -147,16 +160,20 @@ fn random_points<const K: usize, P: Points + ?Sized, R: Rng + ?Sized>(
 }
 
 /// Parameters from assigning every point to its nearest centre: one
-/// M-step with hard responsibilities.
+/// M-step with hard responsibilities, into `ws.model` (the sums in the
+/// workspace's pass).
 #[inline(never)]
 fn hard_assignment<const K: usize, P: Points + ?Sized>(
     data: &P,
     config: &FitConfig,
-    centres: [Point; K],
-) -> Result<Gmm<K>, GmmError> {
+    centres: &[Point; K],
+    ws: &mut Workspace<K>,
+) -> Result<(), GmmError> {
     let k = config.k;
     let used = centres.get(..k).unwrap_or(&[]);
-    let mut st = Pass::new(k, centres);
+    let st = ws.pass.pass_mut();
+    st.reset(k);
+    st.centres = *centres;
     data.visit(|p, w| {
         if w > 0.0 {
             st.count += 1;
@@ -169,7 +186,13 @@ fn hard_assignment<const K: usize, P: Points + ?Sized>(
             }
         }
     });
-    m_step(&st.finish(), config.reg_covar, &mut Guards::default())
+    st.finish(&mut ws.stats);
+    m_step_into(
+        &ws.stats,
+        config.reg_covar,
+        &mut Guards::default(),
+        &mut ws.model,
+    )
 }
 
 impl<const K: usize> crate::Gmm<K> {
@@ -191,7 +214,9 @@ impl<const K: usize> crate::Gmm<K> {
         for _ in 0..restart {
             rng.jump();
         }
-        initialise(data, &summary, config, &mut rng)
+        let mut ws = Workspace::new();
+        initialise(data, &summary, config, &mut rng, &mut ws)?;
+        Ok(ws.model)
     }
 }
 

@@ -23,7 +23,7 @@ mod trace;
 pub use config::{FitConfig, InitMethod};
 pub use em::{
     BLOCK, Fit, FitReport, Guards, MAX_ABS_COORDINATE, MAX_WEIGHT, MIN_POSITIVE_WEIGHT,
-    SufficientStats, Summary, summarise,
+    SufficientStats, Summary, Workspace, summarise,
 };
 pub use error::GmmError;
 pub use exp::{ExpMode, FAST_EXP_MIN, FAST_EXP2_MIN, fast_exp, fast_exp2};
@@ -32,7 +32,9 @@ pub use mat2::{Chol2, SymMat2};
 pub use mixture::{Gmm, Scorer, aic, bic};
 pub use points::{Point, Points, Weighted};
 pub use quantile::P2Quantile;
-pub use select::{Criterion, Selection, SelectionRow, select_k, select_k_traced};
+pub use select::{
+    Criterion, Selection, SelectionRow, select_k, select_k_in, select_k_traced, select_k_traced_in,
+};
 pub use stream::{StepSchedule, StreamConfig, StreamingGmm, Update, Warmup};
 pub use trace::{Trace, TraceEntry};
 

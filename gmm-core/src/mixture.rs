@@ -105,6 +105,17 @@ impl<const K: usize> Gmm<K> {
     }
 
     /// `k` unit Gaussians at the origin with zero weight; for filling in.
+    /// A model of no components, all-zero bits: for buffers that are
+    /// written before they are read.
+    pub(crate) const EMPTY: Self = {
+        let () = Self::CAPACITY_OK;
+        Self {
+            k: 0,
+            weights: [0.0; K],
+            components: [Gaussian::ZEROED; K],
+        }
+    };
+
     pub(crate) fn empty(k: usize) -> Self {
         let () = Self::CAPACITY_OK;
         Self {
@@ -112,6 +123,20 @@ impl<const K: usize> Gmm<K> {
             weights: [0.0; K],
             components: [Gaussian::STANDARD; K],
         }
+    }
+
+    /// Sets `k` and resets the components beyond it (weight 0, standard
+    /// normal); returns the weights and components to fill in place.
+    pub(crate) fn parts_mut(&mut self, k: usize) -> (&mut [f32; K], &mut [Gaussian; K]) {
+        self.k = k;
+        // An index loop: `zip(..).skip(k)` kept an 80-byte `Zip::nth`.
+        for j in k..K {
+            if let (Some(w), Some(g)) = (self.weights.get_mut(j), self.components.get_mut(j)) {
+                *w = 0.0;
+                *g = Gaussian::STANDARD;
+            }
+        }
+        (&mut self.weights, &mut self.components)
     }
 
     /// A model from validated parts (weights summing to 1).

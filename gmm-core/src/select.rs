@@ -1,6 +1,6 @@
 //! Choosing the number of components by an information criterion.
 
-use crate::{FitConfig, FitReport, Gmm, GmmError, Points, Trace};
+use crate::{FitConfig, FitReport, Gmm, GmmError, Points, Trace, Workspace};
 
 /// Which criterion picks k (lower is better for both).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -90,6 +90,35 @@ pub fn select_k_traced<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
     criterion: Criterion,
     trace: &mut T,
 ) -> Result<Selection<K>, GmmError> {
+    select_k_traced_in(&mut Workspace::new(), data, config, k_max, criterion, trace)
+}
+
+/// [`select_k`] in the caller's [`Workspace`] (see [`Gmm::fit_in`]).
+///
+/// # Errors
+/// As [`select_k`].
+pub fn select_k_in<const K: usize, P: Points + ?Sized>(
+    ws: &mut Workspace<K>,
+    data: &P,
+    config: &FitConfig,
+    k_max: usize,
+    criterion: Criterion,
+) -> Result<Selection<K>, GmmError> {
+    select_k_traced_in(ws, data, config, k_max, criterion, &mut ())
+}
+
+/// [`select_k_traced`] in the caller's [`Workspace`].
+///
+/// # Errors
+/// As [`select_k`].
+pub fn select_k_traced_in<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
+    ws: &mut Workspace<K>,
+    data: &P,
+    config: &FitConfig,
+    k_max: usize,
+    criterion: Criterion,
+    trace: &mut T,
+) -> Result<Selection<K>, GmmError> {
     if k_max == 0 || k_max > K {
         return Err(GmmError::InvalidK {
             k: k_max,
@@ -100,8 +129,8 @@ pub fn select_k_traced<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
     let mut best: Option<(f32, crate::Fit<K>)> = None;
     let mut last_error = GmmError::Diverged;
     for k in 1..=k_max {
-        match Gmm::<K>::fit_traced(data, &config.with_k(k), trace) {
-            Ok(fit) => {
+        match Gmm::<K>::fit_traced_in(ws, data, &config.with_k(k), trace) {
+            Ok(&fit) => {
                 let r = fit.report;
                 let row = SelectionRow {
                     k,

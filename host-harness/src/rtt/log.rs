@@ -64,6 +64,9 @@ pub struct DevFit {
     pub out: Option<Result<FitOut, String>>,
     /// SysTick ticks and stack bytes of the fit.
     pub cost: Option<(u64, u64)>,
+    /// Whether the fit's workspace was on the stack (`Gmm::fit`), not the
+    /// firmware's static one (`Gmm::fit_in` and the other `_in` fits).
+    pub on_stack: bool,
 }
 
 /// One benchmark pair.
@@ -166,6 +169,8 @@ pub struct TypeSizes {
     pub stats: u64,
     /// `StreamingGmm<K>`.
     pub stream: u64,
+    /// `Workspace<K>` (the fits' static workspace).
+    pub workspace: u64,
 }
 
 /// What the device reported over a run.
@@ -274,6 +279,7 @@ impl Run {
                     dropped: 0,
                     out: None,
                     cost: None,
+                    on_stack: false,
                 };
                 if self.fits.insert(int(id)?, fit).is_some() {
                     return Err("fit id logged twice".into());
@@ -357,14 +363,16 @@ impl Run {
             }),
             ("stack", [peak, total]) => self.stack = Some((int(peak)?, int(total)?)),
             ("done", [ok]) => self.done = Some(boolean(ok)?),
-            ("size", [model, fit, stats, stream]) => {
+            ("size", [model, fit, stats, stream, workspace]) => {
                 self.sizes = Some(TypeSizes {
                     model: int(model)?,
                     fit: int(fit)?,
                     stats: int(stats)?,
                     stream: int(stream)?,
+                    workspace: int(workspace)?,
                 });
             }
+            ("onstack", [id]) => self.fit_mut(id)?.on_stack = true,
             (
                 "streamcfg",
                 [

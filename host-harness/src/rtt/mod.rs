@@ -173,25 +173,31 @@ fn summary(run: &log::Run) {
         );
     }
     // Stack of the fits, measured from the caller's frame: plain
-    // `Gmm::fit` without a trace, and the deepest of all (traced) fits.
-    let deepest = |traced: bool| {
+    // `Gmm::fit_in` (static workspace) without a trace, the deepest of
+    // the traced fits (static workspace too), and `Gmm::fit` (its
+    // workspace on the stack).
+    let deepest = |traced: bool, on_stack: bool| {
         run.fits
             .values()
-            .filter(|f| f.cfg.traced == traced)
+            .filter(|f| f.cfg.traced == traced && f.on_stack == on_stack)
             .filter_map(|f| f.cost.map(|c| c.1))
             .max()
     };
-    if let Some(s) = deepest(false) {
+    if let Some(s) = deepest(false, false) {
         println!("metric fit_stack_bytes {s}");
     }
-    if let Some(s) = deepest(true) {
+    if let Some(s) = deepest(true, false) {
         println!("metric traced_fit_stack_bytes {s}");
+    }
+    if let Some(s) = deepest(false, true) {
+        println!("metric onstack_fit_stack_bytes {s}");
     }
     if let Some(s) = run.sizes {
         println!("metric model_bytes {}", s.model);
         println!("metric fit_result_bytes {}", s.fit);
         println!("metric stats_bytes {}", s.stats);
         println!("metric stream_bytes {}", s.stream);
+        println!("metric workspace_bytes {}", s.workspace);
     }
     println!("stream  k  schedule         updates  ticks      instructions/update  stack_bytes");
     for (id, st) in &run.streams {

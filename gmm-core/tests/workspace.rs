@@ -1,0 +1,81 @@
+//! One `Workspace` reused across fits of every kind gives the same bits as
+//! the fits that keep their workspace on the stack: nothing stale in it
+//! (a smaller k after a larger one, another start, another exponential,
+//! weights, a warm start, a failed fit) leaks into the next fit.
+
+mod common;
+
+use gmm_core::{
+    Criterion, ExpMode, FitConfig, Gmm, GmmError, InitMethod, Point, Weighted, Workspace, select_k,
+    select_k_in,
+};
+
+const K: usize = 5;
+
+fn points() -> Vec<Point> {
+    common::seed_data(203, 17).0
+}
+
+fn same(a: &Result<gmm_core::Fit<K>, GmmError>, b: &Result<gmm_core::Fit<K>, GmmError>) {
+    match (a, b) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a.model, b.model);
+            assert_eq!(a.report, b.report);
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        _ => panic!("one fit failed and the other did not: {a:?} / {b:?}"),
+    }
+}
+
+#[test]
+fn a_reused_workspace_gives_the_bits_of_a_fresh_one() {
+    let pts = points();
+    let weights: Vec<f32> = (0..pts.len()).map(|i| (i % 4) as f32 * 0.5).collect();
+    let weighted = Weighted::new(&pts[..], &weights).unwrap();
+    let mut ws = Workspace::<K>::new();
+    let inits = [
+        InitMethod::KMeansPlusPlus,
+        InitMethod::RandomFromData,
+        InitMethod::StandardNormal,
+    ];
+    let exps = [ExpMode::Libm, ExpMode::Fast];
+    let mut fits = 0;
+    // k goes down and up so that a smaller fit follows a larger one.
+    for (round, k) in [5, 2, 4, 1, 3, 5, 1].into_iter().enumerate() {
+        let config = FitConfig::new(k)
+            .with_n_init(2)
+            .with_seed(round as u64)
+            .with_init(inits[round % 3])
+            .with_exp(exps[round % 2]);
+        same(
+            &Gmm::<K>::fit_in(&mut ws, &pts[..], &config).copied(),
+            &Gmm::<K>::fit(&pts[..], &config),
+        );
+        same(
+            &Gmm::<K>::fit_in(&mut ws, &weighted, &config).copied(),
+            &Gmm::<K>::fit(&weighted, &config),
+        );
+        // A fit that fails (more components than points) leaves nothing
+        // that changes the next one.
+        same(
+            &Gmm::<K>::fit_in(&mut ws, &pts[..k - 1], &config).copied(),
+            &Gmm::<K>::fit(&pts[..k - 1], &config),
+        );
+        let start = Gmm::<K>::fit(&pts[..], &config.with_max_iter(2))
+            .unwrap()
+            .model;
+        same(
+            &start
+                .refine_in(&mut ws, &pts[..], &config, &mut ())
+                .copied(),
+            &start.refine(&pts[..], &config, &mut ()),
+        );
+        fits += 4;
+    }
+    assert_eq!(fits, 28);
+    let config = FitConfig::new(1).with_n_init(2);
+    assert_eq!(
+        select_k_in(&mut ws, &pts[..], &config, K, Criterion::Bic).unwrap(),
+        select_k::<K, _>(&pts[..], &config, K, Criterion::Bic).unwrap()
+    );
+}
