@@ -1,7 +1,7 @@
 //! Where EM starts: k-means++ seeding, random data points, or the
 //! notebook's standard-normal means. All in O(K) memory, a few passes.
 
-use crate::em::{Guards, Summary, Workspace, m_step_into};
+use crate::em::{Guards, Pass, Summary, Workspace, m_step_into};
 use crate::sample::{below, standard_normal_pair, uniform};
 use crate::{FitConfig, Gmm, GmmError, InitMethod, Point, Points, SymMat2};
 use rand_core::Rng;
@@ -15,14 +15,18 @@ pub(crate) fn initialise<const K: usize, P: Points + ?Sized, R: Rng + ?Sized>(
     ws: &mut Workspace<K>,
 ) -> Result<(), GmmError> {
     let k = config.k;
+    // The centres go straight into the pass's sums, which the hard
+    // assignment starts from; each way of choosing them has its own frame,
+    // off the hard assignment's path (the fit's deepest).
+    let centres = &mut ws.pass.pass_mut().centres;
     match config.init {
         InitMethod::KMeansPlusPlus => {
-            let centres = kmeans_plus_plus::<K, P, R>(data, summary, k, rng);
-            hard_assignment(data, config, &centres, ws)
+            kmeans_plus_plus::<K, P, R>(data, summary, k, rng, centres);
+            hard_assignment(data, config, ws)
         }
         InitMethod::RandomFromData => {
-            let centres = random_points::<K, P, R>(data, k, rng);
-            hard_assignment(data, config, &centres, ws)
+            random_points::<K, P, R>(data, k, rng, centres);
+            hard_assignment(data, config, ws)
         }
         InitMethod::StandardNormal => standard_normal_means(k, rng, &mut ws.model),
     }
@@ -101,8 +105,9 @@ fn kmeans_plus_plus<const K: usize, P: Points + ?Sized, R: Rng + ?Sized>(
     summary: &Summary,
     k: usize,
     rng: &mut R,
-) -> [Point; K] {
-    let mut centres = [summary.mean; K];
+    centres: &mut [Point; K],
+) {
+    *centres = [summary.mean; K];
     let first = uniform(rng) * summary.total_weight;
     if let Some(c) = centres.first_mut() {
         *c = pick(data, first, |_, w| w).unwrap_or(summary.mean);
@@ -133,7 +138,6 @@ fn kmeans_plus_plus<const K: usize, P: Points + ?Sized, R: Rng + ?Sized>(
             *slot = next.unwrap_or(summary.mean);
         }
     }
-    centres
 }
 
 /// k points drawn uniformly without replacement from those with positive
@@ -142,8 +146,9 @@ fn random_points<const K: usize, P: Points + ?Sized, R: Rng + ?Sized>(
     data: &P,
     k: usize,
     rng: &mut R,
-) -> [Point; K] {
-    let mut chosen = [[0.0f32; 2]; K];
+    chosen: &mut [Point; K],
+) {
+    *chosen = [[0.0f32; 2]; K];
     let mut seen = 0usize;
     data.visit(|p, w| {
         if w > 0.0 {
@@ -156,33 +161,37 @@ fn random_points<const K: usize, P: Points + ?Sized, R: Rng + ?Sized>(
             seen += 1;
         }
     });
-    chosen
 }
 
-/// Parameters from assigning every point to its nearest centre: one
-/// M-step with hard responsibilities, into `ws.model` (the sums in the
-/// workspace's pass).
+/// Parameters from assigning every point to its nearest centre (the
+/// centres of the workspace's pass): one M-step with hard
+/// responsibilities, into `ws.model`.
 #[inline(never)]
 fn hard_assignment<const K: usize, P: Points + ?Sized>(
     data: &P,
     config: &FitConfig,
-    centres: &[Point; K],
     ws: &mut Workspace<K>,
 ) -> Result<(), GmmError> {
     let k = config.k;
-    let used = centres.get(..k).unwrap_or(&[]);
     let st = ws.pass.pass_mut();
     st.reset(k);
-    st.centres = *centres;
+    let Pass {
+        centres,
+        moments,
+        count,
+        worst,
+        ..
+    } = st;
+    let used = centres.get(..k).unwrap_or(&[]);
     data.visit(|p, w| {
         if w > 0.0 {
-            st.count += 1;
+            *count += 1;
             let (j, d2) = nearest(p, used);
-            if let (Some(m), Some(c)) = (st.moments.get_mut(j), used.get(j)) {
+            if let (Some(m), Some(c)) = (moments.get_mut(j), used.get(j)) {
                 m.add_point(w, p[0] - c[0], p[1] - c[1]);
             }
-            if -d2 < st.worst.0 {
-                st.worst = (-d2, p);
+            if -d2 < worst.0 {
+                *worst = (-d2, p);
             }
         }
     });
