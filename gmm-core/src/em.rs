@@ -617,11 +617,14 @@ impl<const K: usize> EScorer<K> {
 }
 
 /// Per-block buffers: every entry a block uses is written before it is
-/// read. A Cortex-M keeps one set for the whole pass, zeroed once (at
-/// opt-level s an M4 spent about 15 instructions per point x component
-/// zeroing them per block); a vector target zeroes a set of its own per
-/// block, which its optimiser keeps in registers (the same buffers held
-/// for the pass made an AVX-512 build 20 % slower).
+/// read. A Cortex-M keeps one set in the pass's [`PassWork`], zeroed
+/// only when that is made (at opt-level s an M4 spent about 15
+/// instructions per point x component zeroing them per block), and off
+/// the stack (with `max` and `s` here rather than in the block's frame,
+/// that frame was 128 bytes smaller and the pass 1 instruction/pki
+/// faster); a vector target zeroes a set of its own per block, which its
+/// optimiser keeps in registers (the same buffers held for the pass made
+/// an AVX-512 build 20 % slower). `max` and `s` are set per block.
 #[derive(Clone, Debug)]
 struct Scratch {
     /// The first level of each moment's tree (see [`block_moments`]).
@@ -632,6 +635,9 @@ struct Scratch {
     /// of the points with a positive weight (+inf for the others).
     inv: [f32; BLOCK],
     low: [f32; BLOCK],
+    /// Per point: the largest log joint, and the sum of the terms.
+    max: [f32; BLOCK],
+    s: [f32; BLOCK],
 }
 
 impl Scratch {
@@ -640,6 +646,8 @@ impl Scratch {
         wl: [0.0; BLOCK],
         inv: [0.0; BLOCK],
         low: [0.0; BLOCK],
+        max: [0.0; BLOCK],
+        s: [0.0; BLOCK],
     };
 }
 
@@ -680,15 +688,30 @@ fn e_block<E: Exp, const K: usize>(
     let mut local = Scratch::ZERO;
     #[cfg(not(target_arch = "arm"))]
     let work = &mut local;
-    let Scratch { h, wl, inv, low } = work;
+    let Scratch {
+        h,
+        wl,
+        inv,
+        low,
+        max: pass_max,
+        s: pass_s,
+    } = work;
+    // A vector target keeps `max` and `s` in the block's frame (in the
+    // `Scratch` it makes per block, a plain x86-64 build was 4 % slower).
+    #[cfg(target_arch = "arm")]
+    let (max, s) = (pass_max, pass_s);
+    #[cfg(not(target_arch = "arm"))]
+    let (mut local_max, mut local_s) = ([LOG_FLOOR; BLOCK], [0.0f32; BLOCK]);
+    #[cfg(not(target_arch = "arm"))]
+    let (max, s, _) = (&mut local_max, &mut local_s, (pass_max, pass_s));
     let k = sc.k;
-    let mut max = [LOG_FLOOR; BLOCK];
+    *max = [LOG_FLOOR; BLOCK];
     for (ej, c) in e.iter_mut().zip(&sc.comps).take(k) {
-        log_joint_row(c, b, ej, &mut max);
+        log_joint_row(c, b, ej, max);
     }
-    let mut s = [0.0f32; BLOCK];
+    *s = [0.0f32; BLOCK];
     for ej in e.iter_mut().take(k) {
-        pow_row::<E>(ej, &max, &mut s);
+        pow_row::<E>(ej, max, s);
     }
     // The largest term is 2^0, so s >= 1, unless no log joint was finite
     // and above the floor: then no term is 2^0, s = 0, and the point is
@@ -700,14 +723,14 @@ fn e_block<E: Exp, const K: usize>(
         // ln(product of s)`: two logarithms per block instead of one per
         // point. Each `s` is 0 or in [1, K], so each half of the product
         // tree is 0 or in [1, K^8], below 2^128; a 0 shows a point to redo.
-        let (mut lo, mut hi) = tree_product_halves(&s);
+        let (mut lo, mut hi) = tree_product_halves(s);
         if !(lo >= 1.0 && hi >= 1.0) {
-            far_points::<E, K>(sc, b, e, &mut s, &mut max);
-            (lo, hi) = tree_product_halves(&s);
+            far_points::<E, K>(sc, b, e, s, max);
+            (lo, hi) = tree_product_halves(s);
         }
         (Some((lo, hi)), BLOCK as u32)
     } else {
-        far_points::<E, K>(sc, b, e, &mut s, &mut max);
+        far_points::<E, K>(sc, b, e, s, max);
         // `low`: the padding has weight 0, so +inf.
         // u32, not usize: a 64-bit counter halves the vector width of the loop.
         let mut positive = 0u32;
@@ -730,9 +753,9 @@ fn e_block<E: Exp, const K: usize>(
     // through a reference chosen at run time was slower (native K = 3
     // about 2.9 against 2.6 ns/pki), as was `low` chosen that way below.
     #[cfg(target_arch = "arm")]
-    let sum = tree_sum(if unit { &max } else { wl });
+    let sum = tree_sum(if unit { max } else { wl });
     #[cfg(not(target_arch = "arm"))]
-    let sum = if unit { tree_sum(&max) } else { tree_sum(wl) };
+    let sum = if unit { tree_sum(max) } else { tree_sum(wl) };
     let ll = match halves {
         Some((lo, hi)) => BLOCK as f32 * sc.shift + sum * (1.0 / E::PER_NAT) + ln_sum::<E>(lo, hi),
         None => sum,
@@ -743,7 +766,7 @@ fn e_block<E: Exp, const K: usize>(
     // point by point would find it. With weights all 1, `low` is a copy
     // of `max` (a copy, not a reference: see the sum above).
     if unit {
-        *low = max;
+        *low = *max;
     }
     let block_low = tree_min(low);
     let score = sc.shift + block_low * (1.0 / E::PER_NAT);

@@ -104,7 +104,6 @@ impl<const K: usize> Gmm<K> {
         Ok(gmm)
     }
 
-    /// `k` unit Gaussians at the origin with zero weight; for filling in.
     /// A model of no components, all-zero bits: for buffers that are
     /// written before they are read.
     pub(crate) const EMPTY: Self = {
@@ -116,6 +115,7 @@ impl<const K: usize> Gmm<K> {
         }
     };
 
+    /// `k` unit Gaussians at the origin with zero weight; for filling in.
     pub(crate) fn empty(k: usize) -> Self {
         let () = Self::CAPACITY_OK;
         Self {
