@@ -862,7 +862,7 @@ fn block_moments(
 }
 
 /// The buffers of one E-step pass, kept between passes (in a
-/// [`Workspace`] or on the stack): 1 764 bytes for K = 8 on a Cortex-M, off
+/// [`Workspace`] or on the stack): 1 892 bytes for K = 8 on a Cortex-M, off
 /// the stack when the workspace is a `static`. Every entry a block uses is written
 /// before it is read, so nothing here is zeroed per pass.
 pub(crate) struct PassWork<const K: usize> {
@@ -1376,7 +1376,8 @@ pub(crate) fn fit<'w, const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
 
 /// The memory a fit works in besides its stack: the E-step's sums and
 /// block buffers, the statistics, and the model of the running restart
-/// and the best one: 2 500 bytes for `K = 8` on a Cortex-M.
+/// and the best one with its report: 2 672 bytes for `K = 8` on a
+/// Cortex-M.
 ///
 /// [`Gmm::fit`] and the other fits keep one on the stack. The `_in`
 /// variants ([`Gmm::fit_in`], [`Gmm::refine_in`],
