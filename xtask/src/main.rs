@@ -15,6 +15,7 @@ mod panic_check;
 mod profile;
 mod qemu;
 mod size;
+mod stack;
 
 use std::env;
 use std::path::{Path, PathBuf};

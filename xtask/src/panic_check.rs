@@ -125,7 +125,7 @@ fn locate(dir: &Path, profile: &str, features: &str) -> Result<String, String> {
 }
 
 /// A tool of the `llvm-tools` component of the active toolchain.
-fn llvm_tool(name: &str) -> Result<std::path::PathBuf, String> {
+pub(crate) fn llvm_tool(name: &str) -> Result<std::path::PathBuf, String> {
     let sysroot = Command::new("rustc")
         .args(["--print", "sysroot"])
         .output()
