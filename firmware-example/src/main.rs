@@ -282,12 +282,12 @@ mod fits {
             let mut stream = 0u32;
             for config in fw::stream_configs() {
                 let start = Start::Fit { model: &model, fit };
-                ok &= super::streams::run(stream, start, &config, plan, low_water);
+                ok &= super::streams::run(stream, start, &config, plan, ws, low_water);
                 stream += 1;
             }
             let start = Start::Warmup(fw::warmup_fit_config(k));
             let config = fw::warmup_stream_config();
-            ok &= super::streams::run(stream, start, &config, plan, low_water);
+            ok &= super::streams::run(stream, start, &config, plan, ws, low_water);
             stream += 1;
             // The cost of an update for every other k (constant steps, as
             // the second run above, which is the chosen k's).
@@ -299,7 +299,7 @@ mod fits {
             };
             for (fit, model) in models.iter().filter(|(id, _)| *id != fit) {
                 let start = Start::Fit { model, fit: *fit };
-                ok &= super::streams::run(stream, start, &constant, scaling, low_water);
+                ok &= super::streams::run(stream, start, &constant, scaling, ws, low_water);
                 stream += 1;
             }
             // Sensor glitches, in the warm-up and after it.
@@ -309,7 +309,7 @@ mod fits {
                 glitch_every: fw::GLITCH_EVERY,
             };
             let start = Start::Warmup(fw::warmup_fit_config(k));
-            ok &= super::streams::run(stream, start, &config, glitches, low_water);
+            ok &= super::streams::run(stream, start, &config, glitches, ws, low_water);
         }
         ok
     }
@@ -458,7 +458,9 @@ fn isolated<T>(f: impl FnOnce() -> T) -> T {
 mod streams {
     use firmware_example as fw;
     use fw::SampleSource;
-    use gmm_core::{FitConfig, Gmm, GmmError, Point, StreamConfig, StreamingGmm, Warmup};
+    use gmm_core::{
+        FitConfig, Gmm, GmmError, Point, StreamConfig, StreamingGmm, Warmup, Workspace,
+    };
 
     type Stream = StreamingGmm<{ fw::K_CAPACITY }>;
 
@@ -496,6 +498,7 @@ mod streams {
         start: Start<'_>,
         config: &StreamConfig,
         plan: fw::StreamPlan,
+        ws: &mut Workspace<{ fw::K_CAPACITY }>,
         low_water: &mut usize,
     ) -> bool {
         let fw::StreamPlan { n, every, .. } = plan;
@@ -555,7 +558,7 @@ mod streams {
             while let (Phase::Warming(w), [x, tail @ ..]) = (&mut phase, rest) {
                 drawn += 1;
                 rest = tail;
-                match w.push(*x) {
+                match w.push_in(ws, *x) {
                     Ok(Some(stream)) => phase = Phase::Live(stream),
                     // Not taken into the buffer.
                     Ok(None) | Err(GmmError::NonFinitePoint { .. }) => {}

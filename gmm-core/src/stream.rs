@@ -577,14 +577,41 @@ impl<const K: usize, const M: usize> Warmup<K, M> {
     /// index among all samples offered) and not buffered; the batch fit's
     /// errors when it fails.
     pub fn push(&mut self, x: Point) -> Result<Option<StreamingGmm<K>>, GmmError> {
+        self.push_with(x, |data, config| {
+            Gmm::<K>::fit(data, config).map(|f| f.model)
+        })
+    }
+
+    /// [`Warmup::push`] with the batch fit in the caller's
+    /// [`Workspace`](crate::Workspace) (see [`Gmm::fit_in`]): the same
+    /// stream, bit for bit, and the fit that ends the warm-up does not
+    /// put a workspace on the stack.
+    ///
+    /// # Errors
+    /// As [`Warmup::push`].
+    pub fn push_in(
+        &mut self,
+        ws: &mut crate::Workspace<K>,
+        x: Point,
+    ) -> Result<Option<StreamingGmm<K>>, GmmError> {
+        self.push_with(x, |data, config| {
+            Gmm::<K>::fit_in(ws, data, config).map(|f| f.model)
+        })
+    }
+
+    fn push_with(
+        &mut self,
+        x: Point,
+        fit: impl FnOnce(&[Point], &crate::FitConfig) -> Result<Gmm<K>, GmmError>,
+    ) -> Result<Option<StreamingGmm<K>>, GmmError> {
         let index = self.offered;
         self.offered += 1;
         crate::em::check_point(x, index)?;
         if self.buffer.push(x).is_err() || self.buffer.len() == M {
-            let fit = Gmm::<K>::fit(&self.buffer, &self.fit)?;
-            let mut stream = StreamingGmm::from_model(&fit.model, &self.stream)?;
+            let model = fit(&self.buffer, &self.fit)?;
+            let mut stream = StreamingGmm::from_model(&model, &self.stream)?;
             for &p in &self.buffer {
-                stream.scores.push(fit.model.log_density(p));
+                stream.scores.push(model.log_density(p));
             }
             stream.n_seen = M as u64;
             self.buffer.clear();

@@ -79,3 +79,24 @@ fn a_reused_workspace_gives_the_bits_of_a_fresh_one() {
         select_k::<K, _>(&pts[..], &config, K, Criterion::Bic).unwrap()
     );
 }
+
+/// `Warmup::push_in` starts the same stream as `Warmup::push`, bit for
+/// bit, with a workspace that earlier fits left full.
+#[test]
+fn a_warm_up_in_a_workspace_starts_the_same_stream() {
+    use gmm_core::{StreamConfig, Warmup};
+    let pts = points();
+    let mut ws = Workspace::<K>::new();
+    let _ = Gmm::<K>::fit_in(&mut ws, &pts[..], &FitConfig::new(5)).unwrap();
+    let fit = FitConfig::new(3).with_n_init(2).with_seed(3);
+    let mut plain = Warmup::<K, 60>::new(&fit, &StreamConfig::new()).unwrap();
+    let mut in_ws = Warmup::<K, 60>::new(&fit, &StreamConfig::new()).unwrap();
+    let mut started = 0;
+    for (i, &x) in pts.iter().take(60).enumerate() {
+        let a = plain.push(x).unwrap();
+        let b = in_ws.push_in(&mut ws, x).unwrap();
+        assert_eq!(a, b, "sample {i}");
+        started += usize::from(a.is_some());
+    }
+    assert_eq!(started, 1);
+}
