@@ -174,6 +174,7 @@ fn parse(reader: impl BufRead) -> Result<Vec<HashMap<String, u64>>, String> {
     let mut current: Option<(String, u32, u64)> = None;
     let mut regions = Vec::new();
     let mut active: Option<HashMap<String, u64>> = None;
+    let mut mark_entry: Option<u32> = None;
     for line in reader.lines() {
         let line = line.map_err(|e| format!("reading the trace: {e}"))?;
         if let Some(name) = line.strip_prefix("IN: ") {
@@ -192,9 +193,15 @@ fn parse(reader: impl BufRead) -> Result<Vec<HashMap<String, u64>>, String> {
                 blocks.insert(key.to_owned(), tb);
             }
             if name == "gmm_profile_mark" {
-                match active.take() {
-                    Some(done) => regions.push(done),
-                    None => active = Some(HashMap::new()),
+                // Only the block at the function's entry toggles: QEMU
+                // splits a function that crosses a 1 KiB page into two
+                // blocks, which would toggle twice per call.
+                let entry = *mark_entry.get_or_insert(pc);
+                if pc == entry {
+                    match active.take() {
+                        Some(done) => regions.push(done),
+                        None => active = Some(HashMap::new()),
+                    }
                 }
                 continue;
             }
