@@ -624,7 +624,7 @@ impl<const K: usize> EScorer<K> {
 /// that frame was 128 bytes smaller and the pass 1 instruction/pki
 /// faster); a vector target zeroes a set of its own per block, which its
 /// optimiser keeps in registers (the same buffers held for the pass made
-/// an AVX-512 build 20 % slower). `max` and `s` are set per block.
+/// an AVX-512 build 20 % slower).
 #[derive(Clone, Debug)]
 struct Scratch {
     /// The first level of each moment's tree (see [`block_moments`]).
@@ -635,7 +635,8 @@ struct Scratch {
     /// of the points with a positive weight (+inf for the others).
     inv: [f32; BLOCK],
     low: [f32; BLOCK],
-    /// Per point: the largest log joint, and the sum of the terms.
+    /// Per point: the largest log joint, and the sum of the terms (on a
+    /// Cortex-M all zero between blocks: see [`e_block`]).
     max: [f32; BLOCK],
     s: [f32; BLOCK],
 }
@@ -709,7 +710,14 @@ fn e_block<E: Exp, const K: usize>(
     for (ej, c) in e.iter_mut().zip(&sc.comps).take(k) {
         log_joint_row(c, b, ej, max);
     }
-    *s = [0.0f32; BLOCK];
+    // A Cortex-M's `s` is all zero here: the pass's buffers start zeroed
+    // and each block zeroes `s` after its last read (below), in a loop it
+    // runs anyway (zeroing it here was a call to memclr, 0.9
+    // instructions/pki at k = 3).
+    #[cfg(not(target_arch = "arm"))]
+    {
+        *s = [0.0f32; BLOCK];
+    }
     for ej in e.iter_mut().take(k) {
         pow_row::<E>(ej, max, s);
     }
@@ -744,6 +752,10 @@ fn e_block<E: Exp, const K: usize>(
     };
     for i in 0..BLOCK {
         inv[i] = b.w[i] / s[i];
+        #[cfg(target_arch = "arm")]
+        {
+            s[i] = 0.0;
+        }
     }
     for ((ej, c), m) in e.iter().zip(&sc.comps).zip(st.moments.iter_mut()).take(k) {
         m.add(block_moments(ej, c, b, inv, h));
