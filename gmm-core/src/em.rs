@@ -635,9 +635,11 @@ struct Scratch {
     /// of the points with a positive weight (+inf for the others).
     inv: [f32; BLOCK],
     low: [f32; BLOCK],
-    /// Per point: the largest log joint, and the sum of the terms (on a
-    /// Cortex-M all zero between blocks: see [`e_block`]).
+    /// Per point: the largest log joint, and the sum of the terms (all
+    /// zero between blocks: see [`e_block`]). A Cortex-M's only.
+    #[cfg(target_arch = "arm")]
     max: [f32; BLOCK],
+    #[cfg(target_arch = "arm")]
     s: [f32; BLOCK],
 }
 
@@ -647,7 +649,9 @@ impl Scratch {
         wl: [0.0; BLOCK],
         inv: [0.0; BLOCK],
         low: [0.0; BLOCK],
+        #[cfg(target_arch = "arm")]
         max: [0.0; BLOCK],
+        #[cfg(target_arch = "arm")]
         s: [0.0; BLOCK],
     };
 }
@@ -689,35 +693,30 @@ fn e_block<E: Exp, const K: usize>(
     let mut local = Scratch::ZERO;
     #[cfg(not(target_arch = "arm"))]
     let work = &mut local;
+    #[cfg(target_arch = "arm")]
     let Scratch {
         h,
         wl,
         inv,
         low,
-        max: pass_max,
-        s: pass_s,
+        max,
+        s,
     } = work;
     // A vector target keeps `max` and `s` in the block's frame (in the
     // `Scratch` it makes per block, a plain x86-64 build was 4 % slower).
-    #[cfg(target_arch = "arm")]
-    let (max, s) = (pass_max, pass_s);
     #[cfg(not(target_arch = "arm"))]
-    let (mut local_max, mut local_s) = ([LOG_FLOOR; BLOCK], [0.0f32; BLOCK]);
+    let Scratch { h, wl, inv, low } = work;
     #[cfg(not(target_arch = "arm"))]
-    let (max, s, _) = (&mut local_max, &mut local_s, (pass_max, pass_s));
+    let (max, s) = (&mut [LOG_FLOOR; BLOCK], &mut [0.0f32; BLOCK]);
     let k = sc.k;
     *max = [LOG_FLOOR; BLOCK];
     for (ej, c) in e.iter_mut().zip(&sc.comps).take(k) {
         log_joint_row(c, b, ej, max);
     }
-    // A Cortex-M's `s` is all zero here: the pass's buffers start zeroed
-    // and each block zeroes `s` after its last read (below), in a loop it
-    // runs anyway (zeroing it here was a call to memclr, 0.9
+    // `s` is all zero here: a vector target's is new, and a Cortex-M's
+    // starts zeroed and each block zeroes it after its last read (below),
+    // in a loop it runs anyway (zeroing it here was a call to memclr, 0.9
     // instructions/pki at k = 3).
-    #[cfg(not(target_arch = "arm"))]
-    {
-        *s = [0.0f32; BLOCK];
-    }
     for ej in e.iter_mut().take(k) {
         pow_row::<E>(ej, max, s);
     }
