@@ -542,8 +542,12 @@ mod tests {
             ],
         ));
         run.add(&line("cost", &["0", "1234", "560"]));
+        run.add(&line("onstack", &["0"]));
+        run.add(&line("size", &["228", "272", "280", "568", "2672"]));
         run.add(&line("gmm", &["qemu"]));
         assert!(run.problems.is_empty(), "{:?}", run.problems);
+        assert!(run.fits[&0].on_stack);
+        assert_eq!(run.sizes.map(|s| (s.fit, s.workspace)), Some((272, 2672)));
         assert_eq!(run.plan, Some((2024, 900, 5, 8)));
         let f = &run.fits[&0];
         assert_eq!(f.cfg.k, 2);
