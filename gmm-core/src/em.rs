@@ -1023,7 +1023,7 @@ pub(crate) fn m_step<const K: usize>(
     reg_covar: f32,
     guards: &mut Guards,
 ) -> Result<Gmm<K>, GmmError> {
-    let mut model = Gmm::empty(st.k);
+    let mut model = Gmm::EMPTY;
     m_step_into(st, reg_covar, guards, &mut model)?;
     Ok(model)
 }

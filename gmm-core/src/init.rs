@@ -3,7 +3,7 @@
 
 use crate::em::{Guards, Pass, Summary, Workspace, m_step_into};
 use crate::sample::{below, standard_normal_pair, uniform};
-use crate::{FitConfig, Gaussian, Gmm, GmmError, InitMethod, Point, Points, SymMat2};
+use crate::{FitConfig, Gmm, GmmError, InitMethod, Point, Points, SymMat2};
 use rand_core::Rng;
 
 /// Starting parameters for one restart, into `ws.model`.
@@ -33,26 +33,25 @@ pub(crate) fn initialise<const K: usize, P: Points + ?Sized, R: Rng + ?Sized>(
 }
 
 /// The notebook's start, into `out`: equal weights, standard-normal
-/// means, identity covariances; the parameters `Gmm::new` makes of them,
-/// built in place (through `Gmm::new` its arrays and the model made a
-/// frame of 928 bytes on a Cortex-M at opt-level 3).
+/// means, identity covariances, through [`Gmm::assign`] (`Gmm::new`
+/// returning a model to copy made a frame of 928 bytes on a Cortex-M at
+/// opt-level 3).
 fn standard_normal_means<const K: usize, R: Rng + ?Sized>(
     k: usize,
     rng: &mut R,
     out: &mut Gmm<K>,
 ) -> Result<(), GmmError> {
-    let w = 1.0 / k as f32;
-    // `Gmm::new` divides each weight by their sum.
-    let mut total = 0.0f32;
-    for _ in 0..k {
-        total += w;
+    let mut means = [[0.0f32; 2]; K];
+    for m in means.iter_mut().take(k) {
+        *m = standard_normal_pair(rng);
     }
-    let (weights, components) = out.parts_mut(k);
-    for (weight, g) in weights.iter_mut().zip(components.iter_mut()).take(k) {
-        *weight = w / total;
-        *g = Gaussian::new(standard_normal_pair(rng), SymMat2::IDENTITY)?;
-    }
-    Ok(())
+    let weights = [1.0 / k as f32; K];
+    let covs = [SymMat2::IDENTITY; K];
+    out.assign(
+        weights.get(..k).unwrap_or(&[]),
+        means.get(..k).unwrap_or(&[]),
+        covs.get(..k).unwrap_or(&[]),
+    )
 }
 
 /// Squared distance from `p` to the nearest of `centres`.

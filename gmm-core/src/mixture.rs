@@ -66,6 +66,19 @@ impl<const K: usize> Gmm<K> {
         means: &[Point],
         covariances: &[SymMat2],
     ) -> Result<Self, GmmError> {
+        let mut gmm = Self::EMPTY;
+        gmm.assign(weights, means, covariances)?;
+        Ok(gmm)
+    }
+
+    /// [`Gmm::new`] in place, with its checks and errors (`self` is not a
+    /// valid model after an error): no model-sized temporary on the stack.
+    pub(crate) fn assign(
+        &mut self,
+        weights: &[f32],
+        means: &[Point],
+        covariances: &[SymMat2],
+    ) -> Result<(), GmmError> {
         let () = Self::CAPACITY_OK;
         let k = weights.len();
         if k == 0 || k > K {
@@ -90,18 +103,17 @@ impl<const K: usize> Gmm<K> {
                 reason: "weights sum to 0",
             });
         }
-        let mut gmm = Self::empty(k);
-        for (((slot, gauss), &w), (&m, &c)) in gmm
-            .weights
+        let (slots, gaussians) = self.parts_mut(k);
+        for (((slot, gauss), &w), (&m, &c)) in slots
             .iter_mut()
-            .zip(gmm.components.iter_mut())
+            .zip(gaussians.iter_mut())
             .zip(weights)
             .zip(means.iter().zip(covariances))
         {
             *slot = w / total;
             *gauss = Gaussian::new(m, c)?;
         }
-        Ok(gmm)
+        Ok(())
     }
 
     /// A model of no components, all-zero bits: for buffers that are
@@ -114,16 +126,6 @@ impl<const K: usize> Gmm<K> {
             components: [Gaussian::ZEROED; K],
         }
     };
-
-    /// `k` unit Gaussians at the origin with zero weight; for filling in.
-    pub(crate) fn empty(k: usize) -> Self {
-        let () = Self::CAPACITY_OK;
-        Self {
-            k,
-            weights: [0.0; K],
-            components: [Gaussian::STANDARD; K],
-        }
-    }
 
     /// Sets `k` and resets the components beyond it (weight 0, standard
     /// normal); returns the weights and components to fill in place.
