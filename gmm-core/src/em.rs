@@ -617,7 +617,8 @@ impl<const K: usize> EScorer<K> {
 }
 
 /// Per-block buffers: every entry a block uses is written before it is
-/// read. A Cortex-M keeps one set in the pass's [`PassWork`], zeroed
+/// read, except a Cortex-M's `s`, which each block leaves zeroed for the
+/// next. A Cortex-M keeps one set in the pass's [`PassWork`], zeroed
 /// only when that is made (at opt-level s an M4 spent about 15
 /// instructions per point x component zeroing them per block), and off
 /// the stack (with `max` and `s` here rather than in the block's frame,
@@ -873,9 +874,11 @@ fn block_moments(
 }
 
 /// The buffers of one E-step pass, kept between passes (in a
-/// [`Workspace`] or on the stack): 1 892 bytes for K = 8 on a Cortex-M, off
-/// the stack when the workspace is a `static`. Every entry a block uses is written
-/// before it is read, so nothing here is zeroed per pass.
+/// [`Workspace`] or on the stack): 1 892 bytes for K = 8 on a Cortex-M,
+/// off the stack when the workspace is a `static`. Nothing here is zeroed
+/// per pass: every entry a block uses is written before it is read, or
+/// (a Cortex-M's sums of terms, see [`Scratch`]) left zeroed by the block
+/// before.
 pub(crate) struct PassWork<const K: usize> {
     sc: EScorer<K>,
     st: Pass<K>,
