@@ -93,13 +93,7 @@ fn locate(dir: &Path, profile: &str, features: &str) -> Result<String, String> {
         .join("target/thumbv7em-none-eabihf")
         .join(if profile == "dev" { "debug" } else { profile })
         .join("panic-check");
-    let objdump = llvm_tool("llvm-objdump")?;
-    let dis = Command::new(&objdump)
-        .args(["-d", "--demangle", "--line-numbers", "--no-show-raw-insn"])
-        .arg(&elf)
-        .output()
-        .map_err(|e| format!("could not start {}: {e}", objdump.display()))?;
-    let text = String::from_utf8_lossy(&dis.stdout);
+    let text = disassemble(&elf, &["--line-numbers"])?;
     let mut function = String::new();
     let mut line = String::new();
     let mut sites = Vec::new();
@@ -122,6 +116,22 @@ fn locate(dir: &Path, profile: &str, features: &str) -> Result<String, String> {
         sites.dedup();
         Ok(sites.join("\n"))
     }
+}
+
+/// `llvm-objdump -d --demangle --no-show-raw-insn` of `elf`, with `extra`
+/// arguments.
+pub(crate) fn disassemble(elf: &Path, extra: &[&str]) -> Result<String, String> {
+    let objdump = llvm_tool("llvm-objdump")?;
+    let out = Command::new(&objdump)
+        .args(["-d", "--demangle", "--no-show-raw-insn"])
+        .args(extra)
+        .arg(elf)
+        .output()
+        .map_err(|e| format!("could not start {}: {e}", objdump.display()))?;
+    if !out.status.success() {
+        return Err(format!("{} failed on {}", objdump.display(), elf.display()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// A tool of the `llvm-tools` component of the active toolchain.

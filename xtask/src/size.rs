@@ -213,8 +213,9 @@ fn measure(opt: &'static str) -> Result<Profile, String> {
     let (no_fit_sections, _) = read_elf(&no_fit_elf)?;
     let (minimal_sections, _) = read_elf(&minimal_elf)?;
     let out = crate::qemu::run_checked(&qemu_elf, false)?;
-    let fit_path_all = crate::stack::deepest_fit(&qemu_elf, true)?;
-    let fit_path = crate::stack::deepest_fit(&qemu_elf, false)?;
+    let graph = crate::stack::call_graph(&qemu_elf)?;
+    let fit_path_all = crate::stack::deepest_fit(&graph, true)?;
+    let fit_path = crate::stack::deepest_fit(&graph, false)?;
     Ok(Profile {
         opt,
         full: sizes(&full_sections),

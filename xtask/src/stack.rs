@@ -11,7 +11,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 
 /// Frames and direct callees of every function of a disassembly.
 #[derive(Debug, Default)]
@@ -180,18 +179,12 @@ impl CallGraph {
     }
 }
 
-/// Disassembles `elf` with the toolchain's `llvm-objdump`.
+/// The call graph of `elf`, from the toolchain's `llvm-objdump`.
 pub fn call_graph(elf: &Path) -> Result<CallGraph, String> {
-    let objdump = crate::panic_check::llvm_tool("llvm-objdump")?;
-    let out = Command::new(&objdump)
-        .args(["-d", "--demangle", "--no-show-raw-insn"])
-        .arg(elf)
-        .output()
-        .map_err(|e| format!("could not start {}: {e}", objdump.display()))?;
-    if !out.status.success() {
-        return Err(format!("{} failed on {}", objdump.display(), elf.display()));
-    }
-    Ok(CallGraph::parse(&String::from_utf8_lossy(&out.stdout)))
+    Ok(CallGraph::parse(&crate::panic_check::disassemble(
+        elf,
+        &[],
+    )?))
 }
 
 /// libm's reduction of sine and cosine arguments beyond 9 pi / 4 (776
@@ -200,11 +193,10 @@ pub fn call_graph(elf: &Path) -> Result<CallGraph, String> {
 /// `2 pi u`, `u` in [0, 1).
 pub const UNREACHED: &str = "libm::math::rem_pio2f::";
 
-/// The deepest path below any of the core's fit entry points in `elf`
+/// The deepest path below any of the core's fit entry points in `g`
 /// (`gmm_core::em::fit` and the `_in` fits, whichever the optimiser kept
 /// as functions); with `all` false, not entering [`UNREACHED`].
-pub fn deepest_fit(elf: &Path, all: bool) -> Result<(u64, Vec<(String, u64)>), String> {
-    let g = call_graph(elf)?;
+pub fn deepest_fit(g: &CallGraph, all: bool) -> Result<(u64, Vec<(String, u64)>), String> {
     let roots = g.functions(|f| {
         f.starts_with("gmm_core::em::fit::")
             || ["fit_in::", "fit_traced_in::", "refine_in::"]
@@ -216,7 +208,7 @@ pub fn deepest_fit(elf: &Path, all: bool) -> Result<(u64, Vec<(String, u64)>), S
         .iter()
         .map(|r| g.deepest(r, &skip))
         .max_by_key(|d| d.0)
-        .ok_or_else(|| format!("no fit function found in {}", elf.display()))
+        .ok_or_else(|| "no fit function found in the disassembly".to_string())
 }
 
 #[cfg(test)]
