@@ -212,23 +212,13 @@ mod fits {
         if let Some((_, _, k, _)) = best {
             let config = base.with_k(k);
             log_config(id, &config, fw::WARM_NONE, false);
-            match measure(id, low_water, || Model::fit_in(ws, points, &config)) {
-                Ok(fit) => log_fit(id, fit, fit.report.bic()),
-                Err(e) => {
-                    log_error(id, k, e);
-                    ok = false;
-                }
-            }
+            let result = measure(id, low_water, || Model::fit_in(ws, points, &config));
+            ok &= log_result(id, k, result);
             id += 1;
             log_config(id, &config, fw::WARM_NONE, false);
             defmt::info!("onstack fit={=u32}", id);
-            match measure(id, low_water, || Model::fit(points, &config)) {
-                Ok(fit) => log_fit(id, &fit, fit.report.bic()),
-                Err(e) => {
-                    log_error(id, k, e);
-                    ok = false;
-                }
-            }
+            let result = measure(id, low_water, || Model::fit(points, &config));
+            ok &= log_result(id, k, result.as_ref().map_err(|e| *e));
             id += 1;
         }
 
@@ -250,13 +240,7 @@ mod fits {
                 rec.dropped = 0;
                 let result = measure(id, low_water, || start.refine_in(ws, points, &config, rec));
                 log_trace(id, rec);
-                match result {
-                    Ok(fit) => log_fit(id, fit, fit.report.bic()),
-                    Err(e) => {
-                        log_error(id, start.k(), e);
-                        ok = false;
-                    }
-                }
+                ok &= log_result(id, start.k(), result);
                 *slot = id;
                 id += 1;
             }
@@ -356,6 +340,15 @@ mod fits {
         if rec.dropped > 0 {
             defmt::warn!("iter fit={=u32} dropped={=u32}", id, rec.dropped);
         }
+    }
+
+    /// Logs a fit's result or its error; false for an error.
+    fn log_result(id: u32, k: usize, result: Result<&Fit<{ fw::K_CAPACITY }>, GmmError>) -> bool {
+        match result {
+            Ok(fit) => log_fit(id, fit, fit.report.bic()),
+            Err(e) => log_error(id, k, e),
+        }
+        result.is_ok()
     }
 
     fn log_fit(id: u32, fit: &Fit<{ fw::K_CAPACITY }>, bic: f32) {
