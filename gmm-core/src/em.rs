@@ -1220,9 +1220,45 @@ impl<const K: usize> Gmm<K> {
     /// M-step. Points are not validated here (use [`summarise`] once, or
     /// [`Gmm::fit`]); non-finite points make the statistics non-finite
     /// and the M-step fail.
+    /// Its pass buffers (1 892 bytes for `K = 8` on a Cortex-M) are on the
+    /// stack; [`Gmm::e_step_in`] takes them from a [`Workspace`].
     pub fn e_step<P: Points + ?Sized>(&self, data: &P, exp: ExpMode) -> SufficientStats<K> {
         let (mut work, mut out) = (PassWork::ZERO, Stats::ZERO);
         e_step(self, data, exp, &mut work, &mut out);
+        SufficientStats(out)
+    }
+
+    /// [`Gmm::e_step`] with its pass buffers in `ws` (a `static` on a
+    /// device), for a firmware's own EM loop over data it reads chunk by
+    /// chunk (from external flash, say): only the statistics it returns
+    /// are on the stack. The same bits as [`Gmm::e_step`]; a workspace
+    /// needs no reset between calls or fits.
+    ///
+    /// # Examples
+    /// ```
+    /// use gmm_core::{ExpMode, FitConfig, Gmm, Workspace};
+    /// let points: [[f32; 2]; 40] = core::array::from_fn(|i| [(i % 5) as f32, (i / 5) as f32 + if i < 20 { 0.0 } else { 9.0 }]);
+    /// let mut model = Gmm::<2>::fit(&points, &FitConfig::new(2).with_max_iter(0))?.model;
+    /// let mut ws = Workspace::<2>::new();
+    /// for _ in 0..5 {
+    ///     // Two chunks, as if read one after the other.
+    ///     let (a, b) = points.split_at(20);
+    ///     let mut stats = model.e_step_in(&mut ws, a, ExpMode::Libm);
+    ///     stats.merge(&model.e_step_in(&mut ws, b, ExpMode::Libm))?;
+    ///     model = stats.m_step(1e-6)?.0;
+    /// }
+    /// assert_eq!(model.predict([2.0, 1.0]), model.predict([2.0, 2.0]));
+    /// assert_ne!(model.predict([2.0, 1.0]), model.predict([2.0, 11.0]));
+    /// # Ok::<(), gmm_core::GmmError>(())
+    /// ```
+    pub fn e_step_in<P: Points + ?Sized>(
+        &self,
+        ws: &mut Workspace<K>,
+        data: &P,
+        exp: ExpMode,
+    ) -> SufficientStats<K> {
+        let mut out = Stats::ZERO;
+        e_step(self, data, exp, &mut ws.pass, &mut out);
         SufficientStats(out)
     }
 }

@@ -100,3 +100,43 @@ fn a_warm_up_in_a_workspace_starts_the_same_stream() {
     }
     assert_eq!(started, 1);
 }
+
+/// `Gmm::e_step_in` gives the statistics of `Gmm::e_step`, bit for bit,
+/// with a workspace that a fit and a larger model left full.
+#[test]
+fn an_e_step_in_a_workspace_gives_the_same_statistics() {
+    let pts = points();
+    let weights: Vec<f32> = (0..pts.len()).map(|i| (i % 4) as f32 * 0.5).collect();
+    let weighted = Weighted::new(&pts[..], &weights).unwrap();
+    let mut ws = Workspace::<K>::new();
+    let _ = Gmm::<K>::fit_in(&mut ws, &pts[..], &FitConfig::new(5)).unwrap();
+    for (k, exp) in [(5, ExpMode::Fast), (2, ExpMode::Libm), (3, ExpMode::Fast)] {
+        let model = Gmm::<K>::fit(&pts[..], &FitConfig::new(k).with_max_iter(3))
+            .unwrap()
+            .model;
+        // Whole, in uneven chunks (the last block of each padded), and weighted.
+        let (a, b) = pts.split_at(37);
+        let whole = (
+            model.e_step(&pts[..], exp),
+            model.e_step_in(&mut ws, &pts[..], exp),
+        );
+        let first = (model.e_step(a, exp), model.e_step_in(&mut ws, a, exp));
+        let second = (model.e_step(b, exp), model.e_step_in(&mut ws, b, exp));
+        let weighted = (
+            model.e_step(&weighted, exp),
+            model.e_step_in(&mut ws, &weighted, exp),
+        );
+        for (plain, in_ws) in [whole, first, second, weighted] {
+            assert_eq!(
+                plain.log_likelihood().to_bits(),
+                in_ws.log_likelihood().to_bits()
+            );
+            assert_eq!(
+                plain.total_weight().to_bits(),
+                in_ws.total_weight().to_bits()
+            );
+            assert_eq!(plain.count(), in_ws.count());
+            assert_eq!(plain.m_step(1e-6), in_ws.m_step(1e-6), "k = {k}");
+        }
+    }
+}
