@@ -1471,7 +1471,9 @@ pub(crate) fn fit<'w, const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
 ///
 /// [`Gmm::fit`] and the other fits keep one on the stack. The `_in`
 /// variants ([`Gmm::fit_in`], [`Gmm::refine_in`],
-/// [`select_k_in`](crate::select_k_in)) take it from the caller, so a
+/// [`select_k_in`](crate::select_k_in),
+/// [`Warmup::push_in`](crate::Warmup::push_in), and [`Gmm::e_step_in`]
+/// for an EM loop of the caller's own) take it from the caller, so a
 /// firmware can place it in a `static` and keep the fit's stack small
 /// (under 1 KiB for `K = 8` on a Cortex-M4); reusing one needs no reset.
 ///

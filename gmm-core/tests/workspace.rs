@@ -16,6 +16,11 @@ fn points() -> Vec<Point> {
     common::seed_data(203, 17).0
 }
 
+/// Weights 0, 0.5, 1 and 1.5 in turn: zero weights and weighted blocks.
+fn weights(n: usize) -> Vec<f32> {
+    (0..n).map(|i| (i % 4) as f32 * 0.5).collect()
+}
+
 fn same(a: &Result<gmm_core::Fit<K>, GmmError>, b: &Result<gmm_core::Fit<K>, GmmError>) {
     match (a, b) {
         (Ok(a), Ok(b)) => {
@@ -30,7 +35,7 @@ fn same(a: &Result<gmm_core::Fit<K>, GmmError>, b: &Result<gmm_core::Fit<K>, Gmm
 #[test]
 fn a_reused_workspace_gives_the_bits_of_a_fresh_one() {
     let pts = points();
-    let weights: Vec<f32> = (0..pts.len()).map(|i| (i % 4) as f32 * 0.5).collect();
+    let weights = weights(pts.len());
     let weighted = Weighted::new(&pts[..], &weights).unwrap();
     let mut ws = Workspace::<K>::new();
     let inits = [
@@ -106,7 +111,7 @@ fn a_warm_up_in_a_workspace_starts_the_same_stream() {
 #[test]
 fn an_e_step_in_a_workspace_gives_the_same_statistics() {
     let pts = points();
-    let weights: Vec<f32> = (0..pts.len()).map(|i| (i % 4) as f32 * 0.5).collect();
+    let weights = weights(pts.len());
     let weighted = Weighted::new(&pts[..], &weights).unwrap();
     let mut ws = Workspace::<K>::new();
     let _ = Gmm::<K>::fit_in(&mut ws, &pts[..], &FitConfig::new(5)).unwrap();
