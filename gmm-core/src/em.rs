@@ -434,8 +434,8 @@ trait Exp {
     const SKIP: f32;
     /// `base^x` for `SKIP <= x <= 0`.
     fn pow(x: f32) -> f32;
-    /// `ln x` for `x` in `[1, K^8]`: a point's sum of terms, or the
-    /// product of eight of them.
+    /// `ln x` for `x` in `[1, K^16]`: a point's sum of terms, or the
+    /// product of eight or sixteen of them (see [`ln_product`]).
     fn ln(x: f32) -> f32;
 }
 /// `-32 ln 2`: [`Exp::SKIP`] in nats.
@@ -805,7 +805,9 @@ fn e_block<E: Exp, const K: usize>(
     #[cfg(not(target_arch = "arm"))]
     let sum = if unit { tree_sum(max) } else { tree_sum(wl) };
     let ll = match halves {
-        Some((lo, hi)) => BLOCK as f32 * sc.shift + sum * (1.0 / E::PER_NAT) + ln_sum::<E>(lo, hi),
+        Some((lo, hi)) => {
+            BLOCK as f32 * sc.shift + sum * (1.0 / E::PER_NAT) + ln_product::<E, K>(lo, hi)
+        }
         None => sum,
     };
     st.log_likelihood.add(ll);
@@ -833,11 +835,17 @@ fn e_block<E: Exp, const K: usize>(
     }
 }
 
-/// `ln a + ln b`: as one two-lane operation on a vector target (two
-/// scalar logarithms made an AVX-512 build about 5 % slower at K = 3),
-/// as two calls on a Cortex-M (smaller).
+/// `ln(a b)` for the two halves `a`, `b` of a block's product of sums of
+/// terms, each in `[1, K^8]`: one logarithm of their product while that
+/// stays below `2^128` (`K < 256`; at K = 3 on a Cortex-M, 0.6
+/// instructions/pki fewer than two), else `ln a + ln b` (as one two-lane
+/// operation on a vector target: two scalar logarithms made an AVX-512
+/// build about 5 % slower at K = 3).
 #[inline(always)]
-fn ln_sum<E: Exp>(a: f32, b: f32) -> f32 {
+fn ln_product<E: Exp, const K: usize>(a: f32, b: f32) -> f32 {
+    if K < 256 {
+        return E::ln(a * b);
+    }
     #[cfg(not(target_arch = "arm"))]
     let [la, lb] = [a, b].map(E::ln);
     #[cfg(target_arch = "arm")]
