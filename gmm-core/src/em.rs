@@ -788,10 +788,9 @@ fn e_block<E: Exp, const K: usize>(
         // without the barrier LLVM hoisted the coordinates out of this
         // loop, had no registers for them, and copied them to the stack
         // (484 instructions per block outside the loops, now 401). Fast
-        // exp, k = 3:
-        // 81.7 -> 79.5 instructions/pki at opt-level 3, 106.2 -> 106.5 at
-        // opt-level s, 24 bytes less flash. Only a hint: it changes no
-        // result.
+        // exp, k = 3: 81.7 -> 79.5 instructions/pki at opt-level 3, 106.2
+        // -> 106.5 at opt-level s, 24 bytes less flash. Only a hint: it
+        // changes no result.
         #[cfg(target_arch = "arm")]
         let b = core::hint::black_box(b);
         m.add(block_moments(ej, c, b, inv, h));
