@@ -139,8 +139,12 @@ pub(crate) struct Pass<const K: usize> {
     pub log_likelihood: Sum,
     /// Lowest score seen (a point's largest log joint `ln(w_j N_j(x))`,
     /// or minus the squared distance) and its point: where an emptied
-    /// component is re-seeded.
+    /// component is re-seeded. An E-step pass looks for it only when
+    /// `track` is set (else it stays at +inf).
     pub worst: (f32, Point),
+    /// Whether the E-step pass looks for `worst` (see
+    /// [`Stats::needs_worst`]).
+    pub track: bool,
 }
 
 impl<const K: usize> Pass<K> {
@@ -151,6 +155,10 @@ impl<const K: usize> Pass<K> {
         centres: [[0.0; 2]; K],
         log_likelihood: Sum::ZERO,
         worst: (0.0, [0.0; 2]),
+        // All-zero bits, like every `ZERO` of the workspace: a `static`
+        // workspace stays in `.bss` (with `true` here it moved to `.data`,
+        // 2.7 KB of flash).
+        track: false,
     };
 
     /// Starts a pass of `k` components, in place (a `Pass` for K = 8 is
@@ -242,6 +250,29 @@ impl<const K: usize> Stats<K> {
         if other.worst.0 < self.worst.0 {
             self.worst = other.worst;
         }
+    }
+
+    /// Whether the M-step on these statistics re-seeds a component, and
+    /// so needs the pass's worst point: a fit's passes skip that search
+    /// and run the pass again, with it, only then (the same bits: a test
+    /// checks a fit that re-seeds against E- and M-steps through the
+    /// public API, which always search). Fast exp, k = 3 on a Cortex-M:
+    /// 78.8 -> 77.0 instructions/pki at opt-level 3, 106.0 -> 101.5 at
+    /// opt-level s.
+    pub fn needs_worst(&self) -> bool {
+        // The total weight as `data_moments` sums it, and the threshold
+        // as `m_step_into` computes and applies it. (Where the M-step
+        // fails before looking at any component, as on a total weight
+        // that is not positive and finite, the answer does not matter.)
+        let mut total_weight = 0.0f32;
+        for m in self.moments.iter().take(self.k) {
+            total_weight += m.n;
+        }
+        let empty_below = 1e-3 * (total_weight / self.count as f32);
+        self.moments
+            .iter()
+            .take(self.k)
+            .any(|m| !(m.n > 0.0 && m.n >= empty_below && m.n.is_finite()))
     }
 
     /// Total weight, mean and covariance of the data, recovered from the
@@ -374,11 +405,7 @@ impl Block {
 /// Sum of a block in a fixed pairwise order (vectorises; deterministic).
 #[inline(always)]
 fn tree_sum(v: &[f32; BLOCK]) -> f32 {
-    let mut h = [0.0f32; BLOCK / 2];
-    for (i, s) in h.iter_mut().enumerate() {
-        *s = v[i] + v[i + BLOCK / 2];
-    }
-    tree_sum_halves(&h)
+    tree_sum_halves(&core::array::from_fn(|i| v[i] + v[i + BLOCK / 2]))
 }
 
 /// The rest of [`tree_sum`] from its first level, `h[i] = v[i] + v[i + BLOCK / 2]`.
@@ -397,14 +424,10 @@ fn tree_sum_halves(h: &[f32; BLOCK / 2]) -> f32 {
 /// `(v0 v8)(v4 v12) (v2 v10)(v6 v14)` and the same from `v1`.
 #[inline(always)]
 fn tree_product_halves(v: &[f32; BLOCK]) -> (f32, f32) {
-    let mut h = [0.0f32; BLOCK / 2];
-    for (i, p) in h.iter_mut().enumerate() {
-        *p = v[i] * v[i + BLOCK / 2];
-    }
-    let mut q = [0.0f32; BLOCK / 4];
-    for (i, p) in q.iter_mut().enumerate() {
-        *p = h[i] * h[i + BLOCK / 4];
-    }
+    // Arrays made by `from_fn`, not zeroed and then filled: at opt-level
+    // s the zeroing stayed (calls of memclr).
+    let h: [f32; BLOCK / 2] = core::array::from_fn(|i| v[i] * v[i + BLOCK / 2]);
+    let q: [f32; BLOCK / 4] = core::array::from_fn(|i| h[i] * h[i + BLOCK / 4]);
     (q[0] * q[2], q[1] * q[3])
 }
 
@@ -412,14 +435,8 @@ fn tree_product_halves(v: &[f32; BLOCK]) -> (f32, f32) {
 #[inline(always)]
 fn tree_min(v: &[f32; BLOCK]) -> f32 {
     let min = |a: f32, b: f32| if b < a { b } else { a };
-    let mut h = [0.0f32; BLOCK / 2];
-    for (i, s) in h.iter_mut().enumerate() {
-        *s = min(v[i], v[i + BLOCK / 2]);
-    }
-    let mut q = [0.0f32; BLOCK / 4];
-    for (i, s) in q.iter_mut().enumerate() {
-        *s = min(h[i], h[i + BLOCK / 4]);
-    }
+    let h: [f32; BLOCK / 2] = core::array::from_fn(|i| min(v[i], v[i + BLOCK / 2]));
+    let q: [f32; BLOCK / 4] = core::array::from_fn(|i| min(h[i], h[i + BLOCK / 4]));
     min(min(q[0], q[2]), min(q[1], q[3]))
 }
 
@@ -751,20 +768,27 @@ fn e_block<E: Exp, const K: usize>(
     // and above the floor: then no term is 2^0, s = 0, and the point is
     // redone carefully. (A NaN log joint is never the largest, and its
     // term is 0.)
+    // Each `s` is 0 or in [1, K], so each half of the block's product of
+    // them (in `tree_sum`'s order) is 0 or in [1, K^8], below 2^128; a 0
+    // shows a point to redo. One copy of the product for both kinds of
+    // block, and one call of the careful path (at opt-level s a second
+    // product after that path was about 100 bytes, a second call 16).
+    let mut redone = false;
+    let (lo, hi) = loop {
+        let (lo, hi) = tree_product_halves(s);
+        if redone || (lo >= 1.0 && hi >= 1.0) {
+            break (lo, hi);
+        }
+        far_points::<E, K>(sc, b, e, s, max);
+        redone = true;
+    };
     let (halves, positive) = if unit {
         // Weights all 1: the block's log-likelihood, the sum of
         // `shift + max / p + ln s`, is `BLOCK shift + (sum of max) / p +
-        // ln(product of s)`: two logarithms per block instead of one per
-        // point. Each `s` is 0 or in [1, K], so each half of the product
-        // tree is 0 or in [1, K^8], below 2^128; a 0 shows a point to redo.
-        let (mut lo, mut hi) = tree_product_halves(s);
-        if !(lo >= 1.0 && hi >= 1.0) {
-            far_points::<E, K>(sc, b, e, s, max);
-            (lo, hi) = tree_product_halves(s);
-        }
+        // ln(product of s)`: one or two logarithms per block instead of
+        // one per point.
         (Some((lo, hi)), BLOCK as u32)
     } else {
-        far_points::<E, K>(sc, b, e, s, max);
         // `low`: the padding has weight 0, so +inf.
         // u32, not usize: a 64-bit counter halves the vector width of the loop.
         let mut positive = 0u32;
@@ -811,24 +835,26 @@ fn e_block<E: Exp, const K: usize>(
     };
     st.log_likelihood.add(ll);
     st.count += positive as usize;
-    // The worst point: the first one at the block's minimum, as a scan
-    // point by point would find it. With weights all 1 it is `max`'s: on
-    // a Cortex-M a reference to it (the copy cost 72 bytes of flash at
-    // opt-level s and 0.1 to 0.3 instructions/pki at k = 3), on x86 a
-    // copy (see the sum above).
-    #[cfg(target_arch = "arm")]
-    let low = if unit { max } else { low };
-    #[cfg(not(target_arch = "arm"))]
-    if unit {
-        *low = *max;
-    }
-    let block_low = tree_min(low);
-    let score = sc.shift + block_low * (1.0 / E::PER_NAT);
-    if score < st.worst.0 {
-        for ((&l, &x), &y) in low.iter().zip(&b.x).zip(&b.y) {
-            if l == block_low {
-                st.worst = (score, [x, y]);
-                break;
+    if st.track {
+        // The worst point: the first one at the block's minimum, as a scan
+        // point by point would find it. With weights all 1 it is `max`'s: on
+        // a Cortex-M a reference to it (the copy cost 72 bytes of flash at
+        // opt-level s and 0.1 to 0.3 instructions/pki at k = 3), on x86 a
+        // copy (see the sum above).
+        #[cfg(target_arch = "arm")]
+        let low = if unit { max } else { low };
+        #[cfg(not(target_arch = "arm"))]
+        if unit {
+            *low = *max;
+        }
+        let block_low = tree_min(low);
+        let score = sc.shift + block_low * (1.0 / E::PER_NAT);
+        if score < st.worst.0 {
+            for ((&l, &x), &y) in low.iter().zip(&b.x).zip(&b.y) {
+                if l == block_low {
+                    st.worst = (score, [x, y]);
+                    break;
+                }
             }
         }
     }
@@ -1015,6 +1041,7 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(
     data: &P,
     work: &mut PassWork<K>,
     out: &mut Stats<K>,
+    worst: bool,
 ) {
     // The log-likelihood's products of eight sums in [1, K] stay finite.
     const { assert!(K < 1 << 16, "at most 65535 components") };
@@ -1027,6 +1054,7 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(
     } = work;
     sc.init::<E>(model);
     st.reset(model.k());
+    st.track = worst;
     for (c, s) in st.centres.iter_mut().zip(&sc.comps) {
         *c = [s.mx, s.my];
     }
@@ -1080,19 +1108,21 @@ fn e_pass<E: Exp, const K: usize, P: Points + ?Sized>(
 }
 
 /// One E-step pass into `out`: statistics centred on the model's means,
-/// total log-likelihood, worst point.
+/// total log-likelihood, and with `worst` the worst point (else its score
+/// is +inf: see [`Stats::needs_worst`]).
 pub(crate) fn e_step<const K: usize, P: Points + ?Sized>(
     model: &Gmm<K>,
     data: &P,
     exp: ExpMode,
     work: &mut PassWork<K>,
     out: &mut Stats<K>,
+    worst: bool,
 ) {
     match exp {
-        ExpMode::Libm => e_pass::<LibmExp, K, P>(model, data, work, out),
-        ExpMode::Fast => e_pass::<FastExp, K, P>(model, data, work, out),
+        ExpMode::Libm => e_pass::<LibmExp, K, P>(model, data, work, out, worst),
+        ExpMode::Fast => e_pass::<FastExp, K, P>(model, data, work, out, worst),
         #[cfg(feature = "micromath")]
-        ExpMode::Micromath => e_pass::<MicroExp, K, P>(model, data, work, out),
+        ExpMode::Micromath => e_pass::<MicroExp, K, P>(model, data, work, out, worst),
     }
 }
 
@@ -1292,7 +1322,7 @@ impl<const K: usize> Gmm<K> {
     /// stack; [`Gmm::e_step_in`] takes them from a [`Workspace`].
     pub fn e_step<P: Points + ?Sized>(&self, data: &P, exp: ExpMode) -> SufficientStats<K> {
         let (mut work, mut out) = (PassWork::ZERO, Stats::ZERO);
-        e_step(self, data, exp, &mut work, &mut out);
+        e_step(self, data, exp, &mut work, &mut out, true);
         SufficientStats(out)
     }
 
@@ -1326,7 +1356,7 @@ impl<const K: usize> Gmm<K> {
         exp: ExpMode,
     ) -> SufficientStats<K> {
         let mut out = Stats::ZERO;
-        e_step(self, data, exp, &mut ws.pass, &mut out);
+        e_step(self, data, exp, &mut ws.pass, &mut out, true);
         SufficientStats(out)
     }
 }
@@ -1418,19 +1448,12 @@ fn run_em<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
         pass, stats, model, ..
     } = ws;
     let w = summary.total_weight;
-    e_step(model, data, config.exp, pass, stats);
-    let mut mean_ll = stats.log_likelihood / w;
-    if !mean_ll.is_finite() {
-        return Err(GmmError::Diverged);
-    }
-    trace.record(restart, 0, mean_ll, model.weights());
     let mut guards = Guards::default();
     let mut n_iter = 0;
     let mut converged = false;
-    while n_iter < config.max_iter {
-        m_step_into(stats, config.reg_covar, &mut guards, model)?;
-        n_iter += 1;
-        e_step(model, data, config.exp, pass, stats);
+    let mut mean_ll = 0.0;
+    loop {
+        e_step(model, data, config.exp, pass, stats, false);
         let next = stats.log_likelihood / w;
         if !next.is_finite() {
             return Err(GmmError::Diverged);
@@ -1438,10 +1461,22 @@ fn run_em<const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
         trace.record(restart, n_iter, next, model.weights());
         let change = next - mean_ll;
         mean_ll = next;
-        if libm::fabsf(change) <= config.tol {
+        if n_iter > 0 && libm::fabsf(change) <= config.tol {
             converged = true;
             break;
         }
+        if n_iter >= config.max_iter {
+            break;
+        }
+        if stats.needs_worst() {
+            // The same pass again (the same statistics), with the worst
+            // point this time, for the M-step's re-seeding. (Two calls of
+            // `e_step` in this function: with one, opt-level 3 inlined the
+            // pass into the fit's caller, 5 KB more flash.)
+            e_step(model, data, config.exp, pass, stats, true);
+        }
+        m_step_into(stats, config.reg_covar, &mut guards, model)?;
+        n_iter += 1;
     }
     Ok(FitReport {
         k: model.k(),
