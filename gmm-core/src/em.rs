@@ -1001,7 +1001,7 @@ fn block_moments(
 }
 
 /// The buffers of one E-step pass, kept between passes (in a
-/// [`Workspace`] or on the stack): 1 892 bytes for K = 8 on a Cortex-M,
+/// [`Workspace`] or on the stack): 1 896 bytes for K = 8 on a Cortex-M,
 /// off the stack when the workspace is a `static`. Nothing here is zeroed
 /// per pass: every entry a block uses is written before it is read, or
 /// (a Cortex-M's sums of terms, see [`Scratch`]) left zeroed by the block
@@ -1310,6 +1310,16 @@ impl<const K: usize> SufficientStats<K> {
         let model = m_step(&self.0, reg_covar, &mut guards)?;
         Ok((model, guards))
     }
+
+    /// Whether [`SufficientStats::m_step`] on these statistics re-seeds
+    /// an emptied component, which it puts at the pass's worst-explained
+    /// point: statistics from [`Gmm::e_step_without_worst`] lack that
+    /// point (the component would go to the data mean instead), so redo
+    /// such a pass with [`Gmm::e_step`] first, as a fit does.
+    #[must_use]
+    pub fn needs_worst(&self) -> bool {
+        self.0.needs_worst()
+    }
 }
 
 impl<const K: usize> Gmm<K> {
@@ -1318,11 +1328,26 @@ impl<const K: usize> Gmm<K> {
     /// [`Gmm::fit`]); non-finite points make the statistics non-finite
     /// and the M-step fail.
     ///
-    /// Its pass buffers (1 892 bytes for `K = 8` on a Cortex-M) are on the
+    /// Its pass buffers (1 896 bytes for `K = 8` on a Cortex-M) are on the
     /// stack; [`Gmm::e_step_in`] takes them from a [`Workspace`].
     pub fn e_step<P: Points + ?Sized>(&self, data: &P, exp: ExpMode) -> SufficientStats<K> {
         let (mut work, mut out) = (PassWork::ZERO, Stats::ZERO);
         e_step(self, data, exp, &mut work, &mut out, true);
+        SufficientStats(out)
+    }
+
+    /// [`Gmm::e_step`] without the search for the worst-explained point,
+    /// which only an M-step that re-seeds a component uses: the same
+    /// moments and log-likelihood, a little less work per block. Check
+    /// [`SufficientStats::needs_worst`] before the M-step, as a fit does:
+    /// it skips the search on every pass that does not need it.
+    pub fn e_step_without_worst<P: Points + ?Sized>(
+        &self,
+        data: &P,
+        exp: ExpMode,
+    ) -> SufficientStats<K> {
+        let (mut work, mut out) = (PassWork::ZERO, Stats::ZERO);
+        e_step(self, data, exp, &mut work, &mut out, false);
         SufficientStats(out)
     }
 
@@ -1563,7 +1588,7 @@ pub(crate) fn fit<'w, const K: usize, P: Points + ?Sized, T: Trace + ?Sized>(
 
 /// The memory a fit works in besides its stack: the E-step's sums and
 /// block buffers, the statistics, and the model of the running restart
-/// and the best one with its report: 2 672 bytes for `K = 8` on a
+/// and the best one with its report: 2 676 bytes for `K = 8` on a
 /// Cortex-M.
 ///
 /// [`Gmm::fit`] and the other fits keep one on the stack. The `_in`

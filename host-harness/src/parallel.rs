@@ -87,7 +87,7 @@ pub fn refine<const K: usize>(
     }
     let total_weight = summary.total_weight;
     let mut model = *start;
-    let mut stats = chunks.e_step(&model, config.exp)?;
+    let mut stats = chunks.e_step(&model, config.exp, false)?;
     let mut mean_ll = stats.log_likelihood() / total_weight;
     if !mean_ll.is_finite() {
         return Err(GmmError::Diverged);
@@ -96,12 +96,17 @@ pub fn refine<const K: usize>(
     let mut n_iter = 0;
     let mut converged = false;
     while n_iter < config.max_iter {
+        if stats.needs_worst() {
+            // The same pass with the search for the worst-explained point,
+            // where the M-step re-seeds (as the core's fit does).
+            stats = chunks.e_step(&model, config.exp, true)?;
+        }
         let (next_model, g) = stats.m_step(config.reg_covar)?;
         guards.reseeded += g.reseeded;
         guards.floored += g.floored;
         model = next_model;
         n_iter += 1;
-        stats = chunks.e_step(&model, config.exp)?;
+        stats = chunks.e_step(&model, config.exp, false)?;
         let next = stats.log_likelihood() / total_weight;
         if !next.is_finite() {
             return Err(GmmError::Diverged);
@@ -162,16 +167,20 @@ impl<'a> Chunks<'a> {
     }
 
     /// One E-step: a thread per chunk (the first on this thread), merged
-    /// in chunk order.
+    /// in chunk order; with `worst`, the search for the worst-explained
+    /// point too.
     fn e_step<const K: usize>(
         &self,
         model: &Gmm<K>,
         exp: ExpMode,
+        worst: bool,
     ) -> Result<SufficientStats<K>, GmmError> {
         let one = |(p, w): &(&[Point], Option<&[f32]>)| -> Result<SufficientStats<K>, GmmError> {
-            Ok(match w {
-                Some(w) => model.e_step(&Weighted::new(p, w)?, exp),
-                None => model.e_step(*p, exp),
+            Ok(match (w, worst) {
+                (Some(w), true) => model.e_step(&Weighted::new(p, w)?, exp),
+                (Some(w), false) => model.e_step_without_worst(&Weighted::new(p, w)?, exp),
+                (None, true) => model.e_step(*p, exp),
+                (None, false) => model.e_step_without_worst(*p, exp),
             })
         };
         let Some((first, rest)) = self.parts.split_first() else {
