@@ -942,6 +942,8 @@ fn block_moments(
     // tree in registers spilled and was slower.)
     #[cfg(target_arch = "arm")]
     {
+        // Four quadruples of points, whose sums the last two levels add.
+        const { assert!(BLOCK == 16) };
         #[inline(always)]
         fn add(a: [f32; 6], b: [f32; 6]) -> [f32; 6] {
             [
@@ -962,11 +964,11 @@ fn block_moments(
         }
         #[inline(always)]
         fn pair(e: &[f32; BLOCK], c: &Terms, b: &Block, inv: &[f32; BLOCK], j: usize) -> [f32; 6] {
-            add(point(e, c, b, inv, j), point(e, c, b, inv, j + 8))
+            add(point(e, c, b, inv, j), point(e, c, b, inv, j + BLOCK / 2))
         }
         #[inline(always)]
         fn quad(e: &[f32; BLOCK], c: &Terms, b: &Block, inv: &[f32; BLOCK], j: usize) -> [f32; 6] {
-            add(pair(e, c, b, inv, j), pair(e, c, b, inv, j + 4))
+            add(pair(e, c, b, inv, j), pair(e, c, b, inv, j + BLOCK / 4))
         }
         for j in 0..BLOCK / 4 {
             let [q0, q1, q2, q3, q4, q5] = quad(e, c, b, inv, j);
