@@ -264,24 +264,29 @@ impl<const K: usize> Stats<K> {
         // as `m_step_into` computes and applies it. (Where the M-step
         // fails before looking at any component, as on a total weight
         // that is not positive and finite, the answer does not matter.)
-        let mut total_weight = 0.0f32;
-        for m in self.moments.iter().take(self.k) {
-            total_weight += m.n;
-        }
-        let empty_below = 1e-3 * (total_weight / self.count as f32);
+        let empty_below = 1e-3 * (self.total_weight() / self.count as f32);
         self.moments
             .iter()
             .take(self.k)
             .any(|m| !is_kept(m.n, empty_below))
     }
 
+    /// The sum of the components' weights, in component order: the data's
+    /// total weight (see [`Self::data_moments`]).
+    fn total_weight(&self) -> f32 {
+        let mut w = 0.0f32;
+        for m in self.moments.iter().take(self.k) {
+            w += m.n;
+        }
+        w
+    }
+
     /// Total weight, mean and covariance of the data, recovered from the
     /// per-component moments (responsibilities of a point sum to 1).
     pub fn data_moments(&self) -> (f32, Point, SymMat2) {
-        let mut w = 0.0f32;
+        let w = self.total_weight();
         let (mut mx, mut my) = (0.0f32, 0.0f32);
         for (m, c) in self.moments.iter().zip(&self.centres).take(self.k) {
-            w += m.n;
             mx += m.n * c[0] + m.sx;
             my += m.n * c[1] + m.sy;
         }
