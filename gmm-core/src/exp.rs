@@ -116,12 +116,22 @@ pub fn fast_exp2(x: f32) -> f32 {
 /// domain.
 #[inline(always)]
 #[must_use]
+pub(crate) fn fast_exp2_nonpositive(x: f32) -> f32 {
+    // NaN fails the comparison and ends up at the low clamp.
+    fast_exp2_in_range(if x >= FAST_EXP2_MIN { x } else { FAST_EXP2_MIN })
+}
+
+/// [`fast_exp2`] for `x` in `[FAST_EXP2_MIN, 0]`, without clamping:
+/// outside that range the result is meaningless (never undefined
+/// behaviour). For callers that have tested the range already, such as
+/// the E-step, whose terms below `2^-32` are 0 without a power. Same bits
+/// as [`fast_exp2`] on its range.
+#[inline(always)]
+#[must_use]
 // The linear coefficient is fitted, 3 ulp below `LN_2`, not `LN_2` itself.
 #[allow(clippy::approx_constant)]
-pub(crate) fn fast_exp2_nonpositive(x: f32) -> f32 {
+pub(crate) fn fast_exp2_in_range(xc: f32) -> f32 {
     const SHIFTER: f32 = 12_582_912.0;
-    // NaN fails the comparison and ends up at the low clamp.
-    let xc = if x >= FAST_EXP2_MIN { x } else { FAST_EXP2_MIN };
     // z = 1.5 * 2^23 + n with n = round(xc) in [-125, 0]; f is exact.
     let z = xc + SHIFTER;
     let f = xc - (z - SHIFTER);
