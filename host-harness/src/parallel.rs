@@ -1,20 +1,23 @@
 //! EM with the E-step split across threads, on the host.
 //!
 //! gmm-core's E-step produces per-component sufficient statistics that add
-//! up ([`SufficientStats::merge`]), so the points are cut into one
-//! contiguous chunk per thread, each thread runs [`Gmm::e_step`] on its
-//! chunk, the statistics are merged in chunk order (a fixed order, so the
-//! result does not depend on which thread finishes first), and one
-//! [`SufficientStats::m_step`] gives the next model. Memory stays O(K) per
-//! thread; only std threads are used.
+//! up ([`SufficientStats::merge`]), so the points are cut into contiguous
+//! chunks (several per thread), each thread runs [`Gmm::e_step`] on the
+//! next chunk not yet taken until none is left, the statistics are merged
+//! in chunk order (a fixed order, so the result does not depend on which
+//! thread made which chunk, or when), and one [`SufficientStats::m_step`]
+//! gives the next model. Memory stays O(K) per chunk; only std threads
+//! are used.
 //!
 //! The iteration and stopping rule are the core's ([`Gmm::fit`]):
 //! `ll_0` under the start, then per iteration one M-step and one E-step,
 //! stop when `|ll_n - ll_{n-1}| <= tol` (mean per unit weight) or after
 //! `max_iter` M-steps. With one thread the result is bit-identical to
-//! [`Gmm::refine`]; with more, the chunks start new summation blocks, so
-//! the sums are rounded differently and the fit agrees to f32 rounding
-//! (see the tests).
+//! [`Gmm::refine`]; with more, each chunk's blocks are summed on their
+//! own and the chunks' sums then added, so the sums are rounded
+//! differently and the fit agrees to f32 rounding (see the tests).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gmm_core::{
     ExpMode, Fit, FitConfig, FitReport, Gmm, GmmError, Guards, Point, SufficientStats, Weighted,
@@ -135,9 +138,18 @@ pub fn refine<const K: usize>(
     })
 }
 
-/// The data cut into contiguous, nearly equal chunks, one per thread.
+/// Chunks per thread when there are several threads: a thread that finishes
+/// its chunk takes the next one not yet taken, so a core slowed by other
+/// work (a shared virtual CPU) does fewer chunks instead of holding the
+/// others up at the end of every E-step.
+const CHUNKS_PER_THREAD: usize = 8;
+
+/// The data cut into contiguous, nearly equal chunks: one for one thread
+/// (so the fit is the core's, bit for bit), else [`CHUNKS_PER_THREAD`]
+/// per thread, each a whole number of the core's blocks but the last.
 struct Chunks<'a> {
     parts: Vec<(&'a [Point], Option<&'a [f32]>)>,
+    threads: usize,
 }
 
 impl<'a> Chunks<'a> {
@@ -154,7 +166,14 @@ impl<'a> Chunks<'a> {
                 weights: w.len(),
             });
         }
-        let size = points.len().div_ceil(threads).max(1);
+        let size = if threads == 1 {
+            points.len().max(1)
+        } else {
+            points
+                .len()
+                .div_ceil(threads * CHUNKS_PER_THREAD)
+                .next_multiple_of(gmm_core::BLOCK)
+        };
         let parts = points
             .chunks(size)
             .enumerate()
@@ -163,12 +182,13 @@ impl<'a> Chunks<'a> {
                 (p, w)
             })
             .collect();
-        Ok(Self { parts })
+        Ok(Self { parts, threads })
     }
 
-    /// One E-step: a thread per chunk (the first on this thread), merged
-    /// in chunk order; with `worst`, the search for the worst-explained
-    /// point too.
+    /// One E-step: `threads` threads (this one among them) take the chunks
+    /// in turn; the statistics are merged in chunk order, whichever thread
+    /// made them, so the result does not depend on the schedule. With
+    /// `worst`, the search for the worst-explained point too.
     fn e_step<const K: usize>(
         &self,
         model: &Gmm<K>,
@@ -183,21 +203,39 @@ impl<'a> Chunks<'a> {
                 (None, false) => model.e_step_without_worst(*p, exp),
             })
         };
-        let Some((first, rest)) = self.parts.split_first() else {
-            return Err(GmmError::ZeroTotalWeight);
-        };
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = rest
-                .iter()
-                .map(|part| scope.spawn(move || one(part)))
-                .collect();
-            let mut stats = one(first)?;
-            for h in handles {
-                let other = h.join().map_err(|_| GmmError::Diverged)??;
-                stats.merge(&other)?;
+        let next = AtomicUsize::new(0);
+        // The chunks one thread made, with their indices.
+        let work = || {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(part) = self.parts.get(i) else {
+                    return done;
+                };
+                done.push((i, one(part)));
             }
-            Ok(stats)
-        })
+        };
+        let mut made: Vec<Option<Result<SufficientStats<K>, GmmError>>> =
+            self.parts.iter().map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..self.threads.min(self.parts.len()))
+                .map(|_| scope.spawn(work))
+                .collect();
+            let mut all = work();
+            for h in handles {
+                all.extend(h.join().map_err(|_| GmmError::Diverged)?);
+            }
+            for (i, r) in all {
+                made[i] = Some(r);
+            }
+            Ok::<(), GmmError>(())
+        })?;
+        let mut made = made.into_iter().flatten();
+        let mut stats = made.next().ok_or(GmmError::ZeroTotalWeight)??;
+        for other in made {
+            stats.merge(&other?)?;
+        }
+        Ok(stats)
     }
 }
 
@@ -308,6 +346,42 @@ mod tests {
             }
         }
         eprintln!("largest parameter difference {worst:e}");
+    }
+
+    /// The statistics of an E-step on two threads equal, bit for bit,
+    /// those of the same chunks made one after another on one thread,
+    /// whichever thread took which chunk.
+    #[test]
+    fn the_schedule_does_not_change_the_statistics() {
+        let points = overlapping(30_001, seed());
+        let model = fit::<4>(&points, None, &config().with_max_iter(2), 1)
+            .unwrap()
+            .model;
+        let mut chunks = Chunks::new(&points, None, 2).unwrap();
+        assert_eq!(chunks.parts.len(), 2 * CHUNKS_PER_THREAD);
+        assert!(
+            chunks.parts[..chunks.parts.len() - 1]
+                .iter()
+                .all(|(p, _)| p.len() % gmm_core::BLOCK == 0)
+        );
+        for exp in [ExpMode::Libm, ExpMode::Fast] {
+            for worst in [false, true] {
+                chunks.threads = 2;
+                let two: Vec<_> = (0..3)
+                    .map(|_| chunks.e_step(&model, exp, worst).unwrap())
+                    .collect();
+                chunks.threads = 1;
+                let serial = chunks.e_step(&model, exp, worst).unwrap();
+                for t in &two {
+                    assert_eq!(
+                        t.log_likelihood().to_bits(),
+                        serial.log_likelihood().to_bits()
+                    );
+                    assert_eq!(t.needs_worst(), serial.needs_worst());
+                    assert_eq!(t.m_step(1e-6).unwrap(), serial.m_step(1e-6).unwrap());
+                }
+            }
+        }
     }
 
     #[test]
