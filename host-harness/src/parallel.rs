@@ -173,6 +173,7 @@ impl<'a> Chunks<'a> {
                 .len()
                 .div_ceil(threads * CHUNKS_PER_THREAD)
                 .next_multiple_of(gmm_core::BLOCK)
+                .max(gmm_core::BLOCK)
         };
         let parts = points
             .chunks(size)
@@ -417,5 +418,10 @@ mod tests {
         let few = &points[..5];
         let f = fit::<2>(few, None, &FitConfig::new(2), 8).unwrap();
         assert_eq!(f.report.n_points, 5);
+        // No points: an error on any number of threads, not a panic.
+        for threads in [1, 2, 3] {
+            assert!(fit::<2>(&[], None, &FitConfig::new(2), threads).is_err());
+            assert!(refine(&f.model, &[], Some(&[]), &FitConfig::new(2), threads).is_err());
+        }
     }
 }
