@@ -261,10 +261,10 @@ impl<const K: usize> Stats<K> {
     /// opt-level s.
     pub fn needs_worst(&self) -> bool {
         // The total weight as `data_moments` sums it, and the threshold
-        // as `m_step_into` computes and applies it. (Where the M-step
-        // fails before looking at any component, as on a total weight
-        // that is not positive and finite, the answer does not matter.)
-        let empty_below = 1e-3 * (self.total_weight() / self.count as f32);
+        // and test of `m_step_into`. (Where the M-step fails before
+        // looking at any component, as on a total weight that is not
+        // positive and finite, the answer does not matter.)
+        let empty_below = empty_below(self.total_weight() / self.count as f32);
         self.moments
             .iter()
             .take(self.k)
@@ -1209,6 +1209,13 @@ pub(crate) fn m_step<const K: usize>(
     Ok(model)
 }
 
+/// The weight below which the M-step takes a component as empty: 1e-3 of
+/// a point's average weight. Shared, with [`is_kept`], by `m_step_into`
+/// and `Stats::needs_worst`, which must agree.
+fn empty_below(avg_weight: f32) -> f32 {
+    1e-3 * avg_weight
+}
+
 /// Whether the M-step keeps a component of weight `nk` (else it is empty
 /// and re-seeded; NaN included): the one test of `m_step_into` and
 /// `Stats::needs_worst`. (Marked `inline(always)` it took the flash added
@@ -1231,7 +1238,7 @@ pub(crate) fn m_step_into<const K: usize>(
         return Err(GmmError::Diverged);
     }
     let avg_weight = total_weight / st.count as f32;
-    let empty_below = 1e-3 * avg_weight;
+    let empty_below = empty_below(avg_weight);
     let data_var = if data_cov.xx > data_cov.yy {
         data_cov.xx
     } else {
