@@ -919,16 +919,24 @@ fn term<E: Exp>(d: f32) -> f32 {
     if d >= E::SKIP { E::pow(d) } else { 0.0 }
 }
 
-/// A Cortex-M's [`term`] of `d` in `[-inf, 0]` or NaN (a log joint minus
-/// its point's largest), with 1 for `d = 0` and no power there, tested on
-/// `d`'s bits: twice them (the sign shifted out) are 0 for `d = 0`, at
+/// A Cortex-M's [`term`] of a log joint `d` below its point's largest,
+/// with 1 and no power for `d = 0` (the largest itself), tested with float
+/// comparisons.
+#[cfg(any(target_arch = "arm", test))]
+#[inline(always)]
+fn term_or_one<E: Exp>(d: f32) -> f32 {
+    if d == 0.0 { 1.0 } else { term::<E>(d) }
+}
+
+/// [`term_or_one`] for `d` in `[-inf, 0]` or NaN (as a log joint minus
+/// its point's largest always is), tested on `d`'s bits: twice them (the sign shifted out) are 0 for `d = 0`, at
 /// most twice [`Exp::SKIP`]'s for `SKIP <= d < 0`, and above for the
 /// rest. Two integer comparisons, where the float ones each also moved
 /// the flags (fast exp, k = 3: 76.9 -> 75.9 instructions/pki at
 /// opt-level 3, 100.1 -> 99.4 at opt-level s). With a called exp (libm's,
 /// micromath's) [`pow_row`]'s loop was then no longer unrolled at
-/// opt-level 3 (+6 instructions/pki), so those modes test on floats (see
-/// `Exp::BIT_TEST`). A test checks that both give the same bits.
+/// opt-level 3 (+6 instructions/pki), so those modes use [`term_or_one`]
+/// (see `Exp::BIT_TEST`). A test checks that both give the same bits.
 #[cfg(any(target_arch = "arm", test))]
 #[inline(always)]
 fn term_by_bits<E: Exp>(d: f32) -> f32 {
@@ -955,10 +963,8 @@ fn pow_row<E: Exp>(row: &mut [f32; BLOCK], max: &[f32; BLOCK], s: &mut [f32; BLO
         #[cfg(target_arch = "arm")]
         let v = if E::BIT_TEST {
             term_by_bits::<E>(d)
-        } else if d == 0.0 {
-            1.0
         } else {
-            term::<E>(d)
+            term_or_one::<E>(d)
         };
         #[cfg(not(target_arch = "arm"))]
         let v = term::<E>(d);
@@ -1819,17 +1825,16 @@ impl<const K: usize> Gmm<K> {
 mod tests {
     use super::*;
 
-    /// [`term_by_bits`] against the float tests it replaces, in every
+    /// [`term_by_bits`] against [`term_or_one`]'s float tests, in every
     /// mode: special values, SKIP and its neighbours, and every f32 bit
     /// pattern from -0 to -inf with a stride of 4099.
     #[test]
     fn term_by_bits_matches_the_float_tests() {
         fn check<E: Exp>() {
-            let float = |d: f32| if d == 0.0 { 1.0 } else { term::<E>(d) };
             let same = |d: f32| {
                 assert_eq!(
                     term_by_bits::<E>(d).to_bits(),
-                    float(d).to_bits(),
+                    term_or_one::<E>(d).to_bits(),
                     "d = {d:e}"
                 );
             };
