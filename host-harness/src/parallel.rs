@@ -216,9 +216,7 @@ impl<'a> Chunks<'a> {
                 done.push((i, one(part)));
             }
         };
-        let mut made: Vec<Option<Result<SufficientStats<K>, GmmError>>> =
-            self.parts.iter().map(|_| None).collect();
-        std::thread::scope(|scope| {
+        let mut made = std::thread::scope(|scope| {
             let handles: Vec<_> = (1..self.threads.min(self.parts.len()))
                 .map(|_| scope.spawn(work))
                 .collect();
@@ -226,12 +224,10 @@ impl<'a> Chunks<'a> {
             for h in handles {
                 all.extend(h.join().map_err(|_| GmmError::Diverged)?);
             }
-            for (i, r) in all {
-                made[i] = Some(r);
-            }
-            Ok::<(), GmmError>(())
+            Ok::<_, GmmError>(all)
         })?;
-        let mut made = made.into_iter().flatten();
+        made.sort_unstable_by_key(|&(i, _)| i);
+        let mut made = made.into_iter().map(|(_, r)| r);
         let mut stats = made.next().ok_or(GmmError::ZeroTotalWeight)??;
         for other in made {
             stats.merge(&other?)?;
