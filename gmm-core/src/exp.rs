@@ -108,16 +108,8 @@ pub const FAST_EXP2_MIN: f32 = -125.0;
 #[inline(always)]
 #[must_use]
 pub fn fast_exp2(x: f32) -> f32 {
-    fast_exp2_nonpositive(if x > 0.0 { 0.0 } else { x })
-}
-
-/// [`fast_exp2`] without the clamp of positive arguments (the E-step's
-/// arguments are never positive). Same bits as [`fast_exp2`] on its
-/// domain.
-#[inline(always)]
-#[must_use]
-pub(crate) fn fast_exp2_nonpositive(x: f32) -> f32 {
-    // NaN fails the comparison and ends up at the low clamp.
+    // NaN fails both comparisons and ends up at the low clamp.
+    let x = if x > 0.0 { 0.0 } else { x };
     fast_exp2_in_range(if x >= FAST_EXP2_MIN { x } else { FAST_EXP2_MIN })
 }
 
@@ -298,7 +290,7 @@ mod tests {
         assert_eq!(fast_exp2(-1e30), f32::from_bits(2 << 23));
         assert_eq!(fast_exp2(f32::NEG_INFINITY), f32::from_bits(2 << 23));
         assert_eq!(fast_exp2(f32::NAN), f32::from_bits(2 << 23));
-        assert_eq!(fast_exp2_nonpositive(-7.25), fast_exp2(-7.25));
+        assert_eq!(fast_exp2_in_range(-7.25), fast_exp2(-7.25));
     }
 
     /// The E-step's variant gives the same bits on its domain.
