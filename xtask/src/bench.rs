@@ -136,7 +136,7 @@ pub fn bench_compare(args: &[String]) -> Result<(), String> {
     // second core slows the two-thread runs; each fit is timed
     // PARALLEL_REPEATS times at least (alternating, best of each), about
     // 10 s at N = 1e6. With 3 the speed-up ranged from 1.64x to 1.94x
-    // over twelve runs, with 10 from 1.89x to 1.93x over four.
+    // over twelve runs, with 10 from 1.79x to 1.93x over eight.
     let par_repeats = o.repeats.max(PARALLEL_REPEATS).to_string();
     let par = runner(
         &plain,
